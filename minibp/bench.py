@@ -12,7 +12,8 @@ from .forward import lin, relu_, mse, init_mlp
 from .backward import mse_grad, relu_grad, lin_grad, forward_and_backward
 from .layers import Model
 from .cross_entropy import cross_entropy, cross_entropy_grad, CrossEntropy
-from .training import HandStep, AutogradStep, BatchSampler, _write_atomic
+from .training import HandStep, AutogradStep, BatchSampler
+from .data import write_atomic
 
 # %% auto #0
 __all__ = ['NETWORKS', 'FORMS', 'make_inputs', 'pass_flops', 'run_pass', 'can_measure_memory', 'measure', 'measure_isolated',
@@ -187,8 +188,7 @@ def bench_table(res:dict, epoch:dict|None=None) -> str:
 
 def write_json(res:dict, path) -> Path:
     "Write `res` as JSON to `path` through a temporary file renamed into place"
-    _write_atomic(path, lambda p: Path(p).write_text(json.dumps(res, indent=1)))
-    return Path(path)
+    return write_atomic(path, lambda p: Path(p).write_text(json.dumps(res, indent=1)))
 
 @call_parse
 def minibp_bench(json:bool=False,                # Also write the results as JSON

@@ -16,9 +16,9 @@ from fastprogress.fastprogress import progress_bar
 # %% auto #0
 __all__ = ['MNIST_URL', 'MNIST_SHA256', 'MNIST_SIZE', 'MNIST_FNAME', 'MNIST_REMOTE', 'SAMPLE_PER_CLASS', 'SPLITS', 'Remote',
            'cache_dir', 'CorruptFileError', 'file_sha256', 'check_file', 'DownloadError', 'download_checked',
-           'UnsafePickleError', 'NumpyUnpickler', 'BadDataError', 'load_pickle', 'check_mnist', 'sample_path',
-           'make_sample', 'minibp_make_sample', 'load_sample', 'locate_mnist', 'Mnist', 'load_mnist', 'get_mnist',
-           'show_digits', 'pixel_stats', 'mnist_summary', 'minibp_data']
+           'UnsafePickleError', 'NumpyUnpickler', 'BadDataError', 'load_pickle', 'check_mnist', 'write_atomic',
+           'sample_path', 'make_sample', 'minibp_make_sample', 'load_sample', 'locate_mnist', 'Mnist', 'load_mnist',
+           'get_mnist', 'show_digits', 'pixel_stats', 'mnist_summary', 'minibp_data']
 
 # %% ../nbs/00_data.ipynb #29631c94
 MNIST_URL = 'https://github.com/mnielsen/neural-networks-and-deep-learning/blob/master/data/mnist.pkl.gz?raw=true'
@@ -137,6 +137,15 @@ def check_mnist(obj, name='data'):
         if len(y) and (y.min() < 0 or y.max() > 9): raise BadDataError(f"{name}: {split} labels: expected 0..9, found {y.min()}..{y.max()}")
     return tuple(tuple(o) for o in obj)
 
+# %% ../nbs/00_data.ipynb #70908d6d
+def write_atomic(dest, write) -> Path:
+    "Call `write(tmp)` on a temporary file beside `dest`, then rename it to `dest`; on any error `dest` is untouched and the temp file removed"
+    dest = Path(dest); dest.parent.mkdir(parents=True, exist_ok=True)
+    fd,tmp = tempfile.mkstemp(prefix=f'.{dest.name}.', suffix='.part', dir=dest.parent); os.close(fd)
+    try: write(tmp); os.replace(tmp, dest)
+    finally: Path(tmp).unlink(missing_ok=True)
+    return dest
+
 # %% ../nbs/00_data.ipynb #6ff17a43
 SAMPLE_PER_CLASS = {'train': 400, 'valid': 100, 'test': 100}
 SPLITS = ('train', 'valid', 'test')
@@ -148,12 +157,12 @@ def sample_path() -> Path:
 
 def _write_npz(dest:Path, arrays:dict):
     "Write `arrays` to `dest` as a deterministic compressed `.npz` (fixed zip timestamps), via a temp file"
-    tmp = dest.with_name(f'.{dest.name}.part')
-    with zipfile.ZipFile(tmp, 'w', zipfile.ZIP_DEFLATED, compresslevel=9) as z:
-        for k,a in arrays.items():
-            buf = io.BytesIO(); np.lib.format.write_array(buf, np.ascontiguousarray(a), allow_pickle=False)
-            z.writestr(zipfile.ZipInfo(f'{k}.npy', (1980,1,1,0,0,0)), buf.getvalue(), compress_type=zipfile.ZIP_DEFLATED, compresslevel=9)
-    os.replace(tmp, dest)
+    def write(tmp):
+        with zipfile.ZipFile(tmp, 'w', zipfile.ZIP_DEFLATED, compresslevel=9) as z:
+            for k,a in arrays.items():
+                buf = io.BytesIO(); np.lib.format.write_array(buf, np.ascontiguousarray(a), allow_pickle=False)
+                z.writestr(zipfile.ZipInfo(f'{k}.npy', (1980,1,1,0,0,0)), buf.getvalue(), compress_type=zipfile.ZIP_DEFLATED, compresslevel=9)
+    write_atomic(dest, write)
 
 def make_sample(src, dest, per_class:dict=SAMPLE_PER_CLASS, seed:int=0) -> dict:
     "Build the class-balanced sample `dest` (.npz) from the full MNIST pickle `src`; write its provenance beside it"

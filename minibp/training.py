@@ -11,7 +11,7 @@ import torch, torch.nn.functional as F
 from torch import Tensor
 from fastcore.script import call_parse
 from fastprogress.fastprogress import master_bar, progress_bar
-from .data import load_mnist, pixel_stats
+from .data import load_mnist, pixel_stats, write_atomic
 from .forward import mlp, normalize, init_mlp
 from .layers import Model
 from .cross_entropy import CrossEntropy
@@ -147,13 +147,6 @@ def train(data:TrainData, hidden:int=512, epochs:int=10, bs:int=64, lr:float=0.0
     return stepper, fit(stepper, x_train, y_train, x_valid, y_valid, epochs, bs, lr, seed, progress)
 
 # %% ../nbs/07_training.ipynb #f0c90c89
-def _write_atomic(dest, write):
-    "Call `write(tmp_path)` on a temporary file beside `dest`, then rename it to `dest`"
-    dest = Path(dest); dest.parent.mkdir(parents=True, exist_ok=True)
-    fd,tmp = tempfile.mkstemp(prefix=f'.{dest.name}.', suffix=dest.suffix, dir=dest.parent); os.close(fd)
-    try: write(tmp); os.replace(tmp, dest)
-    finally: Path(tmp).unlink(missing_ok=True)
-
 def save_loss_plot(hist:dict, dest):
     "Save the training loss and validation accuracy curves of `hist` as a PNG at `dest`"
     import matplotlib; matplotlib.use('Agg', force=False)
@@ -162,7 +155,7 @@ def save_loss_plot(hist:dict, dest):
     axs[0].plot(hist['batch_loss'], lw=.5); axs[0].set(yscale='log', xlabel='step', ylabel='training loss')
     axs[1].plot(range(1, len(hist['valid_acc']) + 1), [a*100 for a in hist['valid_acc']], 'o-'); axs[1].set(xlabel='epoch', ylabel='validation accuracy (%)')
     fig.tight_layout()
-    _write_atomic(dest, lambda p: fig.savefig(p, format='png', dpi=100))
+    write_atomic(dest, lambda p: fig.savefig(p, format='png', dpi=100))
     plt.close(fig)
 
 @call_parse
@@ -187,4 +180,4 @@ def minibp_train(epochs:int=10,         # Epochs
     if save_plot: save_loss_plot(hist, save_plot); print(f"loss curve saved to {save_plot}")
     if save_weights:
         state = dict(zip(('w1', 'b1', 'w2', 'b2'), stepper.params)) | dict(mean=data.mean, std=data.std, valid_acc=hist['valid_acc'][-1])
-        _write_atomic(save_weights, lambda p: torch.save(state, p)); print(f"weights saved to {save_weights}")
+        write_atomic(save_weights, lambda p: torch.save(state, p)); print(f"weights saved to {save_weights}")
