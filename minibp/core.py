@@ -4,7 +4,7 @@
 
 # %% ../nbs/13_core.ipynb #73c8625b
 from __future__ import annotations
-import os, tempfile
+import os, re, tempfile
 from pathlib import Path
 import torch
 from torch import Tensor
@@ -13,13 +13,20 @@ from torch import Tensor
 __all__ = ['write_atomic', 'shape_of', 'torch_grads']
 
 # %% ../nbs/13_core.ipynb #db217e25
+def _new_file_mode() -> int:
+    "The permissions `open()` gives a new file: 0o666 less the process's umask (read from /proc where it can be, else 022)"
+    try: umask = int(re.search(r'^Umask:\s*([0-7]+)', Path('/proc/self/status').read_text(), re.M).group(1), 8)
+    except (OSError, AttributeError): umask = 0o022
+    return 0o666 & ~umask
+
 def write_atomic(dest,  # the file to create or replace
                  write, # called with a temporary path beside `dest`; it writes the whole file there
                 ) -> Path:
     "Call `write(tmp)` on a temporary file beside `dest`, then rename it to `dest`; on any error `dest` is untouched and the temp file removed"
     dest = Path(dest); dest.parent.mkdir(parents=True, exist_ok=True)
+    mode = dest.stat().st_mode & 0o777 if dest.exists() else _new_file_mode()   # a replaced file keeps its permissions
     fd,tmp = tempfile.mkstemp(prefix=f'.{dest.name}.', suffix='.part', dir=dest.parent); os.close(fd)
-    try: write(tmp); os.replace(tmp, dest)
+    try: write(tmp); os.chmod(tmp, mode); os.replace(tmp, dest)
     finally: Path(tmp).unlink(missing_ok=True)
     return dest
 
