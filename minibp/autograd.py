@@ -386,13 +386,15 @@ def _graph_nodes(root:Var) -> list:
 def draw_graph(root:Var,            # the result whose graph to draw, e.g. the loss
                names:dict|None=None, # labels for some `Var`s: {'w1': w1, ...}
                rankdir:str='LR',     # 'LR' left to right, 'TB' top to bottom
+               title:str|None=None,  # a title drawn above the graph
               ):
     "A `graphviz.Digraph` of the operations and tensors that computed `root`; `None` and one line saying what to install without Graphviz"
     if graphviz is None or shutil.which('dot') is None:
         print("draw_graph: Graphviz is not installed: `pip install graphviz` and the `dot` program (`apt-get install graphviz`) draw the graph")
         return None
     label = {id(v): k for k,v in (names or {}).items()}
-    dot = graphviz.Digraph(graph_attr=dict(rankdir=rankdir), node_attr=dict(fontname='Helvetica', fontsize='10'))
+    ga = dict(rankdir=rankdir) | (dict(label=title, labelloc='t', fontname='Helvetica', fontsize='14') if title else {})
+    dot = graphviz.Digraph(graph_attr=ga, node_attr=dict(fontname='Helvetica', fontsize='10'))
     for v in _graph_nodes(root):
         txt = ' '.join(s for s in (label.get(id(v), ''), str(shape_of(v.data))) if s)
         if v.grad is not None: txt += f"\n‖grad‖ {v.grad.norm().item():.3g}"

@@ -51,11 +51,18 @@ def directives(src:str, # a code cell's source
     return d
 
 # %% ../nbs/12_site.ipynb #0989e2b3
+def _patched_class(n:ast.FunctionDef) -> str|None:
+    "The class a fastcore `@patch`ed function is added to (its first parameter's annotation), else None"
+    decos = [d.func if isinstance(d, ast.Call) else d for d in n.decorator_list]
+    if not any(getattr(d, 'id', getattr(d, 'attr', None)) == 'patch' for d in decos) or not n.args.args: return None
+    ann = n.args.args[0].annotation
+    return ann.id if isinstance(ann, ast.Name) else None
+
 def exported_names(src:str, # the code of an exported cell
                   ) -> list:
-    "Public top-level functions and classes defined by the code `src`, in order"
-    return [n.name for n in ast.parse(src).body
-            if isinstance(n, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)) and not n.name.startswith('_')]
+    "Public top-level functions and classes defined by the code `src`, in order; a `@patch`ed method as `Class.method`"
+    defs = [n for n in ast.parse(src).body if isinstance(n, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)) and not n.name.startswith('_')]
+    return [f'{cls}.{n.name}' if not isinstance(n, ast.ClassDef) and (cls := _patched_class(n)) else n.name for n in defs]
 
 # %% ../nbs/12_site.ipynb #e8e0d117
 def api_markdown(obj, # a function or class
@@ -82,8 +89,10 @@ def prepare_nb(nb,          # a notebook, as nbformat reads it
         cells.append(c)
         if ('export' in d or 'exports' in d) and module is not None:
             for name in exported_names(c.source):
-                if hasattr(module, name):     # a cell id made from the cell it documents, so that two builds are identical
-                    cells.append(nbformat.v4.new_markdown_cell(api_markdown(getattr(module, name)), id=f"{c.get('id', 'cell')}-{name}"[:64]))
+                obj = module
+                for part in name.split('.'): obj = getattr(obj, part, None)
+                if obj is not None:          # a cell id made from the cell it documents, so that two builds are identical
+                    cells.append(nbformat.v4.new_markdown_cell(api_markdown(obj), id=f"{c.get('id', 'cell')}-{name.replace('.', '-')}"[:64]))
     nb.cells = cells
     return nb
 
