@@ -518,10 +518,10 @@ def _engine_op(name, torch_fn, deriv_of_input):
              deriv_of_input[1](x)*out_g)]))}
     return cases, call, ref
 
-@_register('tanh', '08_autograd', 'tanh(x: Var) -> Var, with its backward')
+@_register('tanh', '08_engine', 'tanh(x: Var) -> Var, with its backward')
 def _tanh(): return _engine_op('tanh', torch.tanh, ('1 - t**2 with t = tanh(x)', lambda x: 1 - x**2))
 
-@_register('sigmoid', '08_autograd', 'sigmoid(x: Var) -> Var, with its backward')
+@_register('sigmoid', '08_engine', 'sigmoid(x: Var) -> Var, with its backward')
 def _sigmoid(): return _engine_op('sigmoid', torch.sigmoid, ('s * (1 - s) with s = sigmoid(x)', lambda x: x*(1 - x)))
 
 # %% ../nbs/10_exercises.ipynb #e48c2951
