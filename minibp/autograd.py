@@ -4,20 +4,21 @@
 
 # %% ../nbs/08_engine.ipynb #53aa2095
 from __future__ import annotations
-import contextlib, shutil
+import contextlib, shutil, weakref
 import torch
 from torch import Tensor
-from fastcore.basics import patch
 from .core import shape_of
 from . import forward as fwd, cross_entropy as ce
-from .backward import lin_grad, relu_grad, mse_grad
-from .cross_entropy import log_softmax_grad, cross_entropy_grad
+from .backward import lin_backward, relu_backward, mse_backward
+from .cross_entropy import log_softmax_backward, cross_entropy_backward, loss_kind
 from .training import SGD
 try: import graphviz
 except ImportError: graphviz = None      # drawing the graph is optional: `draw_graph` says what to install
 
 # %% auto #0
-__all__ = ['no_grad', 'Var', 'unbroadcast', 'log_softmax', 'cross_entropy', 'mse', 'var_mlp', 'draw_graph', 'lin', 'EngineStep',
+__all__ = ['no_grad', 'Node', 'Var', 'add', 'mul', 'unbroadcast', 'topo_order', 'backward', 'neg', 'sub', 'rsub', 'div', 'rdiv',
+           'power', 'matmul', 'lin', 'relu', 'exp', 'log', 'reduce_sum', 'reduce_mean', 'reduce_max', 'reshape',
+           'transpose', 'index', 'log_softmax', 'cross_entropy', 'mse', 'var_mlp', 'draw_graph', 'EngineStep',
            'engine_pass']
 
 # %% ../nbs/08_engine.ipynb #86e92ed1
@@ -30,38 +31,53 @@ def no_grad():
     try: yield
     finally: _GradMode.enabled = prev
 
+# %% ../nbs/08_engine.ipynb #07bdcb72
+class Node:
+    "One recorded operation, as PyTorch's `grad_fn`: its backward closure and its inputs' nodes (a leaf's has neither)"
+    def __init__(self, var:Var,         # the `Var` this node made, or the leaf itself: held weakly, never kept alive
+                 backward=None,         # `backward(g)` -> one gradient (or None) per parent; None for a leaf
+                 parents:tuple=(),      # the nodes of the operation's inputs (None for an input that needs no gradient)
+                 op:str='',             # the operation's name, for pictures and messages
+                ):
+        self.var,self.backward,self.parents,self.op = weakref.ref(var),backward,parents,op
+        self.shape,self.dtype = var.data.shape,var.data.dtype    # what a parent's gradient must be reduced and cast to
+    def __repr__(self): return f"Node({self.op or 'leaf'}, shape={tuple(self.shape)})"
+
 # %% ../nbs/08_engine.ipynb #bf1e13a1
 class Var:
-    "A tensor in `.data` that records the operations made from it, so that `.backward()` fills `.grad` (a tensor, `None` until set)"
+    "A tensor in `.data` that records the operations made from it, so that `.backward()` fills `.grad` (None until set)"
     def __init__(self, data,                    # a tensor (or a number or list, made a tensor)
                  requires_grad:bool=False,      # whether `.backward()` computes a gradient for this `Var`
                 ):
         if isinstance(data, Var): raise TypeError("Var: data is already a Var: use it as it is, or its .detach()")
         if not isinstance(data, Tensor): data = torch.as_tensor(data)
-        if data.requires_grad: data = data.detach()        # PyTorch's autograd stays out of the engine
         if requires_grad and not data.is_floating_point():
-            raise TypeError(f"Var: only floating-point data can require grad, got {data.dtype} (an integer or boolean tensor has no gradient)")
-        self.data,self.grad,self.requires_grad = data,None,requires_grad
-        self._parents,self._backward,self.op = (),None,''
+            raise TypeError(f"Var: only floating-point data can require grad, got {data.dtype} (an integer or boolean "
+                            "tensor has no gradient)")
+        self.data,self.grad = (data.detach() if data.requires_grad else data),None   # PyTorch's autograd stays out
+        self._node = Node(self) if requires_grad else None                           # a leaf's node
+
+    requires_grad = property(lambda self: self._node is not None, doc="Whether `.backward()` reaches this `Var`")
 
     @classmethod
     def from_op(cls, data:Tensor,       # the result of the operation
                 parents:tuple,          # the `Var`s it was computed from
-                backward,               # `backward(g)` -> one gradient (or `None`) per parent, given the result's gradient `g`
+                backward,               # `backward(g)` -> one gradient (or `None`) per parent, given the result's `g`
                 op:str='',              # a name for pictures and messages
                ) -> Var:
-        "The `Var` holding `data`, the result of operation `op` on `parents`, recorded with its `backward` if a parent requires grad"
-        if not isinstance(data, Tensor): raise TypeError(f"Var.from_op({op!r}): expected data to be a torch.Tensor, got {type(data).__name__}")
-        for p in parents:
-            if not isinstance(p, Var): raise TypeError(f"Var.from_op({op!r}): expected parents to be Vars, got {type(p).__name__}")
-        v = cls.__new__(cls)
-        v.data,v.grad,v.op = (data.detach() if data.requires_grad else data),None,op
-        v.requires_grad = _GradMode.enabled and data.is_floating_point() and any(p.requires_grad for p in parents)
-        v._parents,v._backward = (parents,backward) if v.requires_grad else ((),None)
+        "The `Var` holding `data`, the result of `op` on `parents`, recorded with `backward` if a parent requires grad"
+        if not isinstance(data, Tensor):
+            raise TypeError(f"Var.from_op({op!r}): expected data to be a torch.Tensor, got {type(data).__name__}")
+        bad = [type(p).__name__ for p in parents if not isinstance(p, Var)]
+        if bad: raise TypeError(f"Var.from_op({op!r}): expected parents to be Vars, got {', '.join(bad)}")
+        v = cls(data)
+        if _GradMode.enabled and data.is_floating_point() and any(p.requires_grad for p in parents):
+            v._node = Node(v, backward, tuple(p._node for p in parents), op)
         return v
 
     shape = property(lambda self: self.data.shape, doc="The shape of `.data`")
     dtype = property(lambda self: self.data.dtype, doc="The dtype of `.data`")
+    device = property(lambda self: self.data.device, doc="The device of `.data`")
     ndim = property(lambda self: self.data.ndim, doc="The number of dimensions of `.data`")
     def __len__(self): return len(self.data)
     def item(self) -> float: return self.data.item()
@@ -69,7 +85,7 @@ class Var:
         "A new `Var` sharing `.data`, cut from the graph: it records nothing and needs no gradient"
         return Var(self.data)
     def __repr__(self):
-        extra = f", op={self.op!r}" if self.op else (", requires_grad=True" if self.requires_grad else "")
+        extra = f", op={self._node.op!r}" if self._node and self._node.op else (", requires_grad=True" if self._node else "")
         return f"Var(shape={shape_of(self.data)}, dtype={self.data.dtype}{extra})"
 
 # %% ../nbs/08_engine.ipynb #4e02b9e1
@@ -82,27 +98,27 @@ def _operand(o, op:str):
 def _broadcast(f, a:Tensor, b:Tensor, op:str) -> Tensor:
     "`f(a, b)`, or an error naming both shapes when they do not broadcast"
     try: return f(a, b)
-    except RuntimeError as e: raise ValueError(f"{op}: shapes {shape_of(a)} and {shape_of(b)} do not broadcast ({e})") from None
+    except RuntimeError as e:
+        raise ValueError(f"{op}: shapes {shape_of(a)} and {shape_of(b)} do not broadcast ({e})") from None
 
 # %% ../nbs/08_engine.ipynb #6c4f4f2a
-@patch
-def __add__(self:Var, o) -> Var:
-    "`self + o`: the gradient flows unchanged to both inputs"
-    o = _operand(o, '+')
-    if not isinstance(o, Var): return Var.from_op(self.data + o, (self,), lambda g: (g,), '+')
-    return Var.from_op(_broadcast(torch.add, self.data, o.data, '+'), (self, o), lambda g: (g, g), '+')
+def add(a:Var, b) -> Var:
+    "`a + b`: the gradient flows unchanged to both inputs"
+    b = _operand(b, '+')
+    if not isinstance(b, Var): return Var.from_op(a.data + b, (a,), lambda g: (g,), '+')
+    return Var.from_op(_broadcast(torch.add, a.data, b.data, '+'), (a, b), lambda g: (g, g), '+')
 
-@patch
-def __mul__(self:Var, o) -> Var:
-    "`self * o`: each input's gradient is `g` times the other input"
-    o = _operand(o, '*')
-    a = self.data
-    if not isinstance(o, Var): return Var.from_op(a*o, (self,), lambda g: (g*o,), '*')
-    b = o.data
-    return Var.from_op(_broadcast(torch.mul, a, b, '*'), (self, o),
-                       lambda g: (g*b if self.requires_grad else None, g*a if o.requires_grad else None), '*')
+def mul(a:Var, b) -> Var:
+    "`a * b`: each input's gradient is `g` times the other input"
+    b = _operand(b, '*')
+    x = a.data
+    if not isinstance(b, Var): return Var.from_op(x*b, (a,), lambda g: (g*b,), '*')
+    y = b.data
+    return Var.from_op(_broadcast(torch.mul, x, y, '*'), (a, b),
+                       lambda g: (g*y if a.requires_grad else None, g*x if b.requires_grad else None), '*')
 
-Var.__radd__,Var.__rmul__ = Var.__add__,Var.__mul__
+Var.__add__ = Var.__radd__ = add
+Var.__mul__ = Var.__rmul__ = mul
 
 # %% ../nbs/08_engine.ipynb #a99551d7
 def unbroadcast(g:Tensor,   # a gradient with the shape of a broadcast result
@@ -118,151 +134,167 @@ def unbroadcast(g:Tensor,   # a gradient with the shape of a broadcast result
     return g.sum(dims).reshape(shape)
 
 # %% ../nbs/08_engine.ipynb #a851ea30
-@patch
-def _topo(self:Var) -> list:
-    "The `Var`s that need a gradient, each after every `Var` computed from it (reverse depth-first post-order from `self`)"
-    order,seen,stack = [],set(),[(self, False)]
+def topo_order(root:Node) -> list:
+    "The nodes `root` was computed from, each after every node computed from it (reversed depth-first post-order)"
+    order,seen,stack = [],set(),[(root, False)]
     while stack:                                  # a loop, not recursion: deep graphs do not hit Python's recursion limit
-        v,done = stack.pop()
-        if done: order.append(v); continue
-        if id(v) in seen: continue
-        seen.add(id(v)); stack.append((v, True))
-        stack.extend((p, False) for p in v._parents if p.requires_grad and id(p) not in seen)
+        n,done = stack.pop()
+        if done: order.append(n); continue
+        if n in seen: continue
+        seen.add(n); stack.append((n, True))
+        stack.extend((p, False) for p in n.parents if p is not None and p not in seen)
     return order[::-1]
 
 # %% ../nbs/08_engine.ipynb #c261280f
-def _leaf_grad(v:Var, g:Tensor, given:set):
-    "Add `g` to the leaf's `.grad`, copying it if it is a view or shares memory with a gradient already handed out"
-    if not g.is_contiguous(): g = g.contiguous()
-    elif g.untyped_storage().data_ptr() in given: g = g.clone()
+def _seed(v:Var, grad:Tensor|None) -> Tensor:
+    "The gradient `backward` starts from: `grad`, checked, or 1 for a one-element `Var`"
+    if not v.requires_grad:
+        if not v.data.is_floating_point():
+            raise TypeError(f"backward: this Var holds {v.data.dtype} data, an integer or boolean tensor: gradients "
+                            "flow only through floating-point tensors")
+        raise RuntimeError("backward: this Var does not require grad: no Var it was computed from has "
+                           "requires_grad=True (or it was computed inside no_grad())")
+    if grad is None:
+        if v.data.numel() != 1:
+            raise RuntimeError(f"backward: a gradient can be implied only for a one-element Var, this one has shape "
+                               f"{shape_of(v.data)}: pass backward(grad) with a gradient of that shape")
+        return torch.ones_like(v.data)
+    if shape_of(grad) != shape_of(v.data):
+        raise ValueError(f"backward: expected grad of shape {shape_of(v.data)}, like this Var, got {shape_of(grad)}")
+    return grad
+
+def _leaf_grad(n:Node, g:Tensor, given:set):
+    "Add `g` to the leaf's `.grad`: copied if it is a view or its memory was already handed out in this pass"
+    v = n.var()
+    if v is None: return                          # the leaf's Var is gone: nobody can read its gradient
+    if not g.is_contiguous() or g.untyped_storage().data_ptr() in given: g = g.contiguous().clone()
     given.add(g.untyped_storage().data_ptr())
     v.grad = g if v.grad is None else v.grad + g
 
-@patch
+def _to_parent(pg:Tensor, p:Node, op:str) -> Tensor:
+    "A parent's gradient reduced to its shape (`unbroadcast`) and cast to its dtype"
+    return unbroadcast(pg, p.shape, op).to(p.dtype)
+
+def _check_grads(n:Node, pgs):
+    if not isinstance(pgs, (tuple, list)) or len(pgs) != len(n.parents):
+        got = f"{type(pgs).__name__}" + (f" of length {len(pgs)}" if isinstance(pgs, (tuple, list)) else '')
+        raise TypeError(f"backward of {n.op!r} must return a tuple of {len(n.parents)} gradient(s), one per parent, "
+                        f"got {got}")
+
+def _freed(g):
+    raise RuntimeError("backward: this graph was freed by an earlier backward(), which frees each node once its closure "
+                       "has run: pass retain_graph=True to the first backward() to run backward through it again")
+
+# %% ../nbs/08_engine.ipynb #ca2a1254
 def backward(self:Var, grad:Tensor|None=None,   # the gradient of this `Var` (default 1 for a one-element `Var`)
-             retain_grads:bool=False,            # keep the intermediate results' gradients in their `.grad`
+             retain_graph:bool=False,            # keep the graph (closures and edges) after the pass
+             retain_grads:bool=False,            # also set `.grad` of the intermediate `Var`s still alive
             ):
-    "Fill `.grad` of every leaf this `Var` was computed from that requires grad, replaying the closures in reverse topological order"
-    if not self.requires_grad:
-        if not self.data.is_floating_point():
-            raise TypeError(f"backward: this Var holds {self.data.dtype} data, an integer or boolean tensor: gradients flow only through floating-point tensors")
-        raise RuntimeError("backward: this Var does not require grad: no Var it was computed from has requires_grad=True "
-                           "(or it was computed inside no_grad())")
-    if grad is None:
-        if self.data.numel() != 1: raise RuntimeError(f"backward: a gradient can be implied only for a one-element Var, this one has "
-                                                      f"shape {shape_of(self.data)}: pass backward(grad) with a gradient of that shape")
-        grad = torch.ones_like(self.data)
-    elif shape_of(grad) != shape_of(self.data):
-        raise ValueError(f"backward: expected grad of shape {shape_of(self.data)}, like this Var, got {shape_of(grad)}")
-    grads,owned,given = {id(self): grad},set(),{grad.untyped_storage().data_ptr()}
+    "Fill `.grad` of every leaf this `Var` was computed from, replaying the closures in reverse topological order"
+    grads,given = {self._node: _seed(self, grad)},set()
+    given.add(grads[self._node].untyped_storage().data_ptr())
     with torch.no_grad():
-        for v in self._topo():
-            g = grads.pop(id(v))
-            if v._backward is None: _leaf_grad(v, g, given); continue
-            if retain_grads: v.grad = g; given.add(g.untyped_storage().data_ptr())
-            pgs = v._backward(g)
-            if not isinstance(pgs, (tuple, list)) or len(pgs) != len(v._parents):
-                raise TypeError(f"backward of {v.op!r} must return a tuple of {len(v._parents)} gradient(s), one per parent, "
-                                f"got {type(pgs).__name__}{f' of length {len(pgs)}' if isinstance(pgs, (tuple, list)) else ''}")
-            for p,pg in zip(v._parents, pgs):
-                if pg is None or not p.requires_grad: continue
-                if pg.shape != p.data.shape: pg = unbroadcast(pg, p.data.shape, v.op)
-                if pg.dtype != p.data.dtype: pg = pg.to(p.data.dtype)
-                k = id(p)
-                if k not in grads: grads[k] = pg                       # first contribution: stored as it is
-                elif k in owned: grads[k].add_(pg)                     # ours: add in place
-                else: grads[k] = grads[k] + pg; owned.add(k)           # second: a new tensor, ours from now on
+        for n in topo_order(self._node):
+            g = grads.pop(n)
+            if n.backward is None: _leaf_grad(n, g, given); continue
+            if retain_grads and n.var() is not None: n.var().grad = g; given.add(g.untyped_storage().data_ptr())
+            pgs = n.backward(g); _check_grads(n, pgs)
+            for p,pg in zip(n.parents, pgs):
+                if p is None or pg is None: continue
+                pg = _to_parent(pg, p, n.op)
+                grads[p] = grads[p] + pg if p in grads else pg
+            if not retain_graph: n.backward,n.parents = _freed,()
+
+Var.backward = backward
 
 # %% ../nbs/08_engine.ipynb #b49145fc
-def _carry(t:Tensor, g:Tensor|None=None) -> Tensor:
-    "An alias of `t` (same memory, a new Python object) for a lesson's gradient function to read or set `.g` on"
-    a = t.detach()
-    if g is not None: a.g = g
-    return a
+def neg(a:Var) -> Var:
+    "`-a`: `-g`"
+    return Var.from_op(-a.data, (a,), lambda g: (-g,), 'neg')
 
-@patch
-def __neg__(self:Var) -> Var: return Var.from_op(-self.data, (self,), lambda g: (-g,), 'neg')
+def sub(a:Var, b) -> Var:
+    "`a - b`: `g` to `a`, `-g` to `b`"
+    b = _operand(b, '-')
+    if not isinstance(b, Var): return Var.from_op(a.data - b, (a,), lambda g: (g,), '-')
+    return Var.from_op(_broadcast(torch.sub, a.data, b.data, '-'), (a, b),
+                       lambda g: (g, -g if b.requires_grad else None), '-')
 
-@patch
-def __sub__(self:Var, o) -> Var:
-    "`self - o`: `g` to `self`, `-g` to `o`"
-    o = _operand(o, '-')
-    if not isinstance(o, Var): return Var.from_op(self.data - o, (self,), lambda g: (g,), '-')
-    return Var.from_op(_broadcast(torch.sub, self.data, o.data, '-'), (self, o),
-                       lambda g: (g, -g if o.requires_grad else None), '-')
+def rsub(a:Var, b) -> Var:
+    "`b - a` for a number or tensor `b`"
+    b = _operand(b, '-')
+    return sub(b, a) if isinstance(b, Var) else Var.from_op(b - a.data, (a,), lambda g: (-g,), '-')
 
-@patch
-def __rsub__(self:Var, o) -> Var:
-    "`o - self` for a number or tensor `o`"
-    o = _operand(o, '-')
-    return o - self if isinstance(o, Var) else Var.from_op(o - self.data, (self,), lambda g: (-g,), '-')
+Var.__neg__,Var.__sub__,Var.__rsub__ = neg,sub,rsub
 
 # %% ../nbs/08_engine.ipynb #be0f53e3
-@patch
-def __truediv__(self:Var, o) -> Var:
-    "`self / o`: `g/o` to `self`, `-g*self/o**2` to `o`"
-    o = _operand(o, '/')
-    a = self.data
-    if not isinstance(o, Var): return Var.from_op(a/o, (self,), lambda g: (g/o,), '/')
-    b = o.data
-    return Var.from_op(_broadcast(torch.div, a, b, '/'), (self, o),
-                       lambda g: (g/b if self.requires_grad else None, -g*a/b**2 if o.requires_grad else None), '/')
+def div(a:Var, b) -> Var:
+    "`a / b`: `g/b` to `a`, `-g*a/b**2` to `b`"
+    b = _operand(b, '/')
+    x = a.data
+    if not isinstance(b, Var): return Var.from_op(x/b, (a,), lambda g: (g/b,), '/')
+    y = b.data
+    return Var.from_op(_broadcast(torch.div, x, y, '/'), (a, b),
+                       lambda g: (g/y if a.requires_grad else None, -g*x/y**2 if b.requires_grad else None), '/')
 
-@patch
-def __rtruediv__(self:Var, o) -> Var:
-    "`o / self` for a number or tensor `o`: `-g*o/self**2`"
-    o = _operand(o, '/')
-    if isinstance(o, Var): return o/self
-    x = self.data
-    return Var.from_op(o/x, (self,), lambda g: (-g*o/x**2,), '/')
+def rdiv(a:Var, b) -> Var:
+    "`b / a` for a number or tensor `b`: `-g*b/a**2`"
+    b = _operand(b, '/')
+    if isinstance(b, Var): return div(b, a)
+    x = a.data
+    return Var.from_op(b/x, (a,), lambda g: (-g*b/x**2,), '/')
 
-@patch
-def __pow__(self:Var, k) -> Var:
-    "`self ** k` for a number `k`: `g * k * self**(k-1)`"
+def power(a:Var, k) -> Var:
+    "`a ** k` for a number `k`: `g * k * a**(k-1)`"
     if not isinstance(k, (int, float)): raise TypeError(f"**: the exponent must be a number, got {type(k).__name__}")
-    x = self.data
-    return Var.from_op(x**k, (self,), lambda g: (g*k*x**(k - 1) if k != 0 else torch.zeros_like(g),), f'**{k}')
+    x = a.data
+    return Var.from_op(x**k, (a,), lambda g: (g*k*x**(k - 1) if k != 0 else torch.zeros_like(g),), f'**{k}')
+
+Var.__truediv__,Var.__rtruediv__,Var.__pow__ = div,rdiv,power
 
 # %% ../nbs/08_engine.ipynb #a38221dd
-def _matmul_grads(x:Tensor, w:Tensor, g:Tensor, inp_grad:bool) -> tuple:
-    "The gradients of `x @ w` by the lesson's `lin_grad`, with a zero bias"
-    xc,wc = _carry(x),_carry(w)
-    lin_grad(xc, _carry(g, g), wc, torch.zeros(w.shape[1], dtype=w.dtype), inp_grad=inp_grad)
-    return (xc.g if inp_grad else None), wc.g
-
-@patch
-def __matmul__(self:Var, o) -> Var:
-    "`self @ o` for 2-d `self` (n, m) and `o` (m, k)"
-    o = _operand(o, '@')
-    if not isinstance(o, Var): raise TypeError("@: expected a Var or a tensor on the right, got a number")
-    x,w = self.data,o.data
+def _check_matmul(x:Tensor, w:Tensor, op:str):
     if x.ndim != 2 or w.ndim != 2 or x.shape[1] != w.shape[0]:
-        raise ValueError(f"@: expected (n, m) @ (m, k), got shapes {shape_of(x)} and {shape_of(w)}")
-    if x.dtype != w.dtype: raise TypeError(f"@: expected one dtype, got {x.dtype} and {w.dtype}")
-    return Var.from_op(x @ w, (self, o), lambda g: _matmul_grads(x, w, g, self.requires_grad), '@')
+        raise ValueError(f"{op}: expected (n, m) @ (m, k), got shapes {shape_of(x)} and {shape_of(w)}")
+    if x.dtype != w.dtype: raise TypeError(f"{op}: expected one dtype, got {x.dtype} and {w.dtype}")
+
+def matmul(a:Var, b) -> Var:
+    "`a @ b` for 2-d `a` (n, m) and `b` (m, k), with `lin_backward`'s input and weight gradients"
+    b = _operand(b, '@')
+    if not isinstance(b, Var): raise TypeError("@: expected a Var or a tensor on the right, got a number")
+    x,w = a.data,b.data
+    _check_matmul(x, w, '@')
+    return Var.from_op(x @ w, (a, b), lambda g: lin_backward(g, x, w, inp_grad=a.requires_grad)[:2], '@')
+
+Var.__matmul__ = matmul
+
+# %% ../nbs/08_engine.ipynb #4618d05f
+def lin(x:Var,  # inputs (n, m)
+        w:Var,  # weights (m, k)
+        b:Var,  # bias (k,)
+       ) -> Var:
+    "A linear layer `x @ w + b` as one operation: the lesson's `lin` forward and `lin_backward`"
+    x,w,b = (v if isinstance(v, Var) else Var(v) for v in (x, w, b))
+    xd,wd = x.data,w.data
+    return Var.from_op(fwd.lin(xd, wd, b.data), (x, w, b), lambda g: lin_backward(g, xd, wd, inp_grad=x.requires_grad),
+                       'lin')
 
 # %% ../nbs/08_engine.ipynb #2b117ff3
-@patch
-def relu(self:Var) -> Var:
-    "`max(self, 0)`, with the lesson's `relu_grad` as its backward"
-    out = self.data.clamp_min(0.)
-    def backward(g):
-        inp = _carry(out)                   # where out > 0 is where the input was > 0
-        relu_grad(inp, _carry(out, g))
-        return (inp.g,)
-    return Var.from_op(out, (self,), backward, 'relu')
+def relu(x:Var) -> Var:
+    "`max(x, 0)`, with `relu_backward` as its backward: where the output is positive is where the input was"
+    out = x.data.clamp_min(0.)
+    return Var.from_op(out, (x,), lambda g: (relu_backward(g, out),), 'relu')
 
-@patch
-def exp(self:Var) -> Var:
-    "`exp(self)`: its own derivative, `g * exp(self)`"
-    out = self.data.exp()
-    return Var.from_op(out, (self,), lambda g: (g*out,), 'exp')
+def exp(x:Var) -> Var:
+    "`exp(x)`: its own derivative, `g * exp(x)`"
+    out = x.data.exp()
+    return Var.from_op(out, (x,), lambda g: (g*out,), 'exp')
 
-@patch
-def log(self:Var) -> Var:
-    "`log(self)`: `g / self`"
-    x = self.data
-    return Var.from_op(x.log(), (self,), lambda g: (g/x,), 'log')
+def log(x:Var) -> Var:
+    "`log(x)`: `g / x`"
+    xd = x.data
+    return Var.from_op(xd.log(), (x,), lambda g: (g/xd,), 'log')
+
+Var.relu,Var.exp,Var.log = relu,exp,log
 
 # %% ../nbs/08_engine.ipynb #3cde1333
 def _dims(dim, ndim:int) -> tuple:
@@ -276,147 +308,140 @@ def _spread(g:Tensor, shape, dims, keepdim:bool) -> Tensor:
         for d in dims: g = g.unsqueeze(d)
     return g.expand(shape)
 
-@patch
-def sum(self:Var, dim=None, keepdim:bool=False) -> Var:
-    "The sum over `dim` (an int, a tuple, or `None` for all)"
-    x = self.data
-    out = x.sum() if dim is None else x.sum(dim, keepdim=keepdim)
+def _reduce(x:Tensor, f, dim, keepdim:bool) -> tuple:
+    "`f(x)` over `dim` (None: all), with `keepdim`; and the dims as `_spread` takes them"
+    out = f(x) if dim is None else f(x, dim, keepdim=keepdim)
     if dim is None and keepdim: out = out.reshape((1,)*x.ndim)
-    dims = None if dim is None else _dims(dim, x.ndim)
-    return Var.from_op(out, (self,), lambda g: (_spread(g, x.shape, dims, keepdim),), 'sum')
+    return out, (None if dim is None else _dims(dim, x.ndim))
 
-@patch
-def mean(self:Var, dim=None, keepdim:bool=False) -> Var:
-    "The mean over `dim` (an int, a tuple, or `None` for all)"
-    x = self.data
-    out = x.mean() if dim is None else x.mean(dim, keepdim=keepdim)
-    if dim is None and keepdim: out = out.reshape((1,)*x.ndim)
-    dims,n = (None if dim is None else _dims(dim, x.ndim)),max(x.numel()//max(out.numel(), 1), 1)
-    return Var.from_op(out, (self,), lambda g: (_spread(g/n, x.shape, dims, keepdim),), 'mean')
+def reduce_sum(x:Var, dim=None, keepdim:bool=False) -> Var:
+    "The sum over `dim` (an int, a tuple, or `None` for all); `x.sum(...)`"
+    out,dims = _reduce(x.data, torch.sum, dim, keepdim)
+    shape = x.shape
+    return Var.from_op(out, (x,), lambda g: (_spread(g, shape, dims, keepdim),), 'sum')
 
-@patch
-def max(self:Var, dim:int, keepdim:bool=False) -> Var:
-    "The maximum values over `dim`; the gradient goes to the position of each maximum"
-    x = self.data
-    vals,idx = x.max(dim, keepdim=True)
-    def backward(g): return (torch.zeros_like(x).scatter_(dim, idx, g if keepdim else g.unsqueeze(dim)),)
-    return Var.from_op(vals if keepdim else vals.squeeze(dim), (self,), backward, 'max')
+def reduce_mean(x:Var, dim=None, keepdim:bool=False) -> Var:
+    "The mean over `dim` (an int, a tuple, or `None` for all); `x.mean(...)`"
+    out,dims = _reduce(x.data, torch.mean, dim, keepdim)
+    shape,n = x.shape,max(x.data.numel()//max(out.numel(), 1), 1)
+    return Var.from_op(out, (x,), lambda g: (_spread(g/n, shape, dims, keepdim),), 'mean')
+
+def reduce_max(x:Var, dim:int, keepdim:bool=False) -> Var:
+    "The maximum values over `dim`; the gradient goes to the position of each maximum; `x.max(dim)`"
+    vals,idx = x.data.max(dim, keepdim=True)
+    shape = x.shape                               # the backward needs x's shape and where each maximum was
+    def backward(g):
+        zeros = torch.zeros(shape, dtype=g.dtype, device=g.device)
+        return (zeros.scatter_(dim, idx, g if keepdim else g.unsqueeze(dim)),)
+    return Var.from_op(vals if keepdim else vals.squeeze(dim), (x,), backward, 'max')
+
+Var.sum,Var.mean,Var.max = reduce_sum,reduce_mean,reduce_max
 
 # %% ../nbs/08_engine.ipynb #e9a73b64
-@patch
-def reshape(self:Var, *shape) -> Var:
+def reshape(x:Var, *shape) -> Var:
     "The same values in `shape` (given as numbers or one tuple; -1 infers one dimension)"
-    x = self.data
+    xd = x.data
     if len(shape) == 1 and isinstance(shape[0], (tuple, list, torch.Size)): shape = tuple(shape[0])
-    try: out = x.reshape(shape)
-    except RuntimeError: raise ValueError(f"reshape: cannot arrange shape {shape_of(x)} ({x.numel()} values) as {shape}") from None
-    return Var.from_op(out, (self,), lambda g: (g.reshape(x.shape),), 'reshape')
+    try: out = xd.reshape(shape)
+    except RuntimeError:
+        raise ValueError(f"reshape: cannot arrange shape {shape_of(xd)} ({xd.numel()} values) as {shape}") from None
+    shape = xd.shape
+    return Var.from_op(out, (x,), lambda g: (g.reshape(shape),), 'reshape')
 
-@patch(as_prop=True)
-def T(self:Var) -> Var:
-    "The transpose of a 2-d `Var`"
-    if self.data.ndim != 2: raise ValueError(f"T: expected a 2-d Var, got shape {shape_of(self.data)}")
-    return Var.from_op(self.data.T, (self,), lambda g: (g.T,), 'T')
+def transpose(x:Var) -> Var:
+    "The transpose of a 2-d `Var`; `x.T`"
+    if x.data.ndim != 2: raise ValueError(f"T: expected a 2-d Var, got shape {shape_of(x.data)}")
+    return Var.from_op(x.data.T, (x,), lambda g: (g.T,), 'T')
 
-@patch
-def __getitem__(self:Var, idx) -> Var:
-    "Indexing, e.g. `x[rows, cols]` with integer tensors; the gradient is added back at each position read (repeats add up)"
-    x = self.data
-    idx = tuple(i.data if isinstance(i, Var) else i for i in idx) if isinstance(idx, tuple) else (idx.data if isinstance(idx, Var) else idx)
-    out = x[idx]
-    def backward(g):
-        if all(isinstance(i, Tensor) for i in (idx if isinstance(idx, tuple) else (idx,))):
-            return (torch.zeros_like(x).index_put_(idx if isinstance(idx, tuple) else (idx,), g, accumulate=True),)
-        pos = torch.arange(x.numel()).reshape(x.shape)[idx]       # slices, ints and masks: the flat positions read
-        return (torch.zeros_like(x).reshape(-1).index_add_(0, pos.reshape(-1), g.reshape(-1)).reshape(x.shape),)
-    return Var.from_op(out, (self,), backward, 'index')
+def _index_grad(g:Tensor, shape, idx) -> Tensor:
+    "The gradient of `x[idx]` for `x` of `shape`: `g` added back at each position read (repeats add up)"
+    ix = idx if isinstance(idx, tuple) else (idx,)
+    zeros = torch.zeros(shape, dtype=g.dtype, device=g.device)
+    if all(isinstance(i, Tensor) for i in ix): return zeros.index_put_(ix, g, accumulate=True)
+    pos = torch.arange(zeros.numel(), device=g.device).reshape(shape)[idx]   # slices, ints and masks: positions read
+    return zeros.reshape(-1).index_add_(0, pos.reshape(-1), g.reshape(-1)).reshape(shape)
+
+def index(x:Var, idx) -> Var:
+    "Indexing, e.g. `x[rows, cols]` with integer tensors, slices or masks; `x[idx]`"
+    un = lambda i: i.data if isinstance(i, Var) else i
+    idx = tuple(un(i) for i in idx) if isinstance(idx, tuple) else un(idx)
+    shape = x.shape                                   # all the backward needs of `x`
+    return Var.from_op(x.data[idx], (x,), lambda g: (_index_grad(g, shape, idx),), 'index')
+
+Var.reshape,Var.__getitem__ = reshape,index
+Var.T = property(transpose, doc="The transpose of a 2-d `Var`")
 
 # %% ../nbs/08_engine.ipynb #85701aef
 def log_softmax(x:Var) -> Var:
-    "Log-softmax over the last axis (stable), with notebook 06's `log_softmax_grad` as its one backward"
+    "Log-softmax over the last axis (stable), with notebook 06's `log_softmax_backward` as its backward"
     out = ce.log_softmax(x.data)
-    def backward(g):
-        inp = _carry(x.data)
-        log_softmax_grad(inp, _carry(out, g))
-        return (inp.g,)
-    return Var.from_op(out, (x,), backward, 'log_softmax')
+    return Var.from_op(out, (x,), lambda g: (log_softmax_backward(g, out),), 'log_softmax')
 
 def _labels(targ): return targ.data if isinstance(targ, Var) else targ
-
-def _loss(x:Var, targ:Tensor, value:Tensor, grad_fn, op:str) -> Var:
-    "A loss `value` of `x` against `targ` whose backward is the lesson's `grad_fn(inp, targ)`, which sets `inp.g`"
-    def backward(g):
-        inp = _carry(x.data)
-        grad_fn(inp, targ)
-        return (inp.g*g,)
-    return Var.from_op(value, (x,), backward, op)
 
 def cross_entropy(logits:Var,   # scores (n, c)
                   targ:Tensor,  # class labels (n,)
                  ) -> Var:
-    "Mean cross-entropy of `logits` against `targ`, with the fused backward `(softmax - onehot)/n` of `cross_entropy_grad`"
-    targ = _labels(targ)
-    return _loss(logits, targ, ce.cross_entropy(logits.data, targ), cross_entropy_grad, 'cross_entropy')
+    "Mean cross-entropy of `logits` against `targ`, with the fused backward `(softmax - onehot)/n`"
+    targ,x = _labels(targ),logits.data
+    return Var.from_op(ce.cross_entropy(x, targ), (logits,), lambda g: (cross_entropy_backward(x, targ)*g,),
+                       'cross_entropy')
 
 def mse(out:Var,        # outputs (n, 1)
         targ:Tensor,    # targets (n,)
        ) -> Var:
-    "Mean squared error of `out` (n, 1) against `targ` (n,), with the lesson's `mse_grad` as its backward"
-    targ = _labels(targ)
-    return _loss(out, targ, fwd.mse(out.data, targ), mse_grad, 'mse')
+    "Mean squared error of `out` (n, 1) against `targ` (n,), with the lesson's `mse_backward` as its backward"
+    targ,x = _labels(targ),out.data
+    return Var.from_op(fwd.mse(x, targ), (out,), lambda g: (mse_backward(x, targ)*g,), 'mse')
 
 # %% ../nbs/08_engine.ipynb #0dc52de4
 def var_mlp(x:Var, w1:Var, b1:Var, w2:Var, b2:Var,
-            fused:bool=False, # each layer as one `lin` operation (below) instead of `@` and `+`
+            fused:bool=False, # each layer as one `lin` operation instead of `@` and `+`
            ) -> Var:
     "The lesson's two-layer MLP on `Var`s: `relu(x @ w1 + b1) @ w2 + b2`"
     if fused: return lin(lin(x, w1, b1).relu(), w2, b2)
     return (x @ w1 + b1).relu() @ w2 + b2
 
 # %% ../nbs/08_engine.ipynb #f2e837b0
-def _graph_nodes(root:Var) -> list:
-    "Every `Var` in the graph of `root`, the root first"
-    out,seen,stack = [],{id(root)},[root]
+def _graph_nodes(root:Node) -> list:
+    "Every node in the graph of `root`, the root first"
+    out,seen,stack = [],{root},[root]
     while stack:
-        v = stack.pop(); out.append(v)
-        for p in v._parents:
-            if id(p) not in seen: seen.add(id(p)); stack.append(p)
+        n = stack.pop(); out.append(n)
+        for p in n.parents:
+            if p is not None and p not in seen: seen.add(p); stack.append(p)
     return out
 
-def draw_graph(root:Var,            # the result whose graph to draw, e.g. the loss
+def _box_label(n:Node, names:dict) -> tuple:
+    "The text of node `n`'s box (its name, shape, and gradient norm if its `Var` has one), and whether it has one"
+    v = n.var()
+    txt = ' '.join(s for s in (names.get(id(n), ''), str(tuple(n.shape))) if s)
+    if v is None or v.grad is None: return txt, False
+    return txt + f"\n‖grad‖ {v.grad.norm().item():.3g}", True
+
+def draw_graph(root:Var,             # the result whose graph to draw, e.g. the loss
                names:dict|None=None, # labels for some `Var`s: {'w1': w1, ...}
                rankdir:str='LR',     # 'LR' left to right, 'TB' top to bottom
                title:str|None=None,  # a title drawn above the graph
               ):
-    "A `graphviz.Digraph` of the operations and tensors that computed `root`; `None` and one line saying what to install without Graphviz"
+    "A `graphviz.Digraph` of the recorded graph of `root`; without Graphviz, `None` and one line saying what to install"
+    if root._node is None: raise ValueError("draw_graph: this Var records no graph: nothing it was computed from requires grad")
     if graphviz is None or shutil.which('dot') is None:
-        print("draw_graph: Graphviz is not installed: `pip install graphviz` and the `dot` program (`apt-get install graphviz`) draw the graph")
+        print("draw_graph: Graphviz is not installed: `pip install graphviz` and the `dot` program "
+              "(`apt-get install graphviz`) draw the graph")
         return None
-    label = {id(v): k for k,v in (names or {}).items()}
+    names = {id(v._node): k for k,v in (names or {}).items() if v._node is not None}
     ga = dict(rankdir=rankdir) | (dict(label=title, labelloc='t', fontname='Helvetica', fontsize='14') if title else {})
     dot = graphviz.Digraph(graph_attr=ga, node_attr=dict(fontname='Helvetica', fontsize='10'))
-    for v in _graph_nodes(root):
-        txt = ' '.join(s for s in (label.get(id(v), ''), str(shape_of(v.data))) if s)
-        if v.grad is not None: txt += f"\n‖grad‖ {v.grad.norm().item():.3g}"
-        dot.node(str(id(v)), txt, shape='box', style='filled', fillcolor='#cfe2f3' if v.requires_grad else '#eeeeee')
-        if v._parents:
-            dot.node(f'op{id(v)}', v.op or '?', shape='ellipse'); dot.edge(f'op{id(v)}', str(id(v)))
-            for p in v._parents: dot.edge(str(id(p)), f'op{id(v)}')
+    for n in _graph_nodes(root._node):
+        txt,has_grad = _box_label(n, names)
+        dot.node(str(id(n)), txt, shape='box', style='filled', fillcolor='#cfe2f3',
+                 **(dict(color='red', fontcolor='#b00000', penwidth='2') if has_grad else {}))
+        if not n.op: continue                     # a leaf
+        dot.node(f'op{id(n)}', n.op, shape='ellipse'); dot.edge(f'op{id(n)}', str(id(n)))
+        for p in n.parents:
+            if p is not None: dot.edge(str(id(p)), f'op{id(n)}')
     return dot
-
-# %% ../nbs/08_engine.ipynb #75057e26
-def lin(x:Var,  # inputs (n, m)
-        w:Var,  # weights (m, k)
-        b:Var,  # bias (k,)
-       ) -> Var:
-    "A linear layer `x @ w + b` as one operation: the lesson's `lin` forward and `lin_grad` backward"
-    x,w,b = (v if isinstance(v, Var) else Var(v) for v in (x, w, b))
-    xd,wd,bd = x.data,w.data,b.data
-    def backward(g):
-        xc,wc,bc = _carry(xd),_carry(wd),_carry(bd)
-        lin_grad(xc, _carry(g, g), wc, bc, inp_grad=x.requires_grad)
-        return (xc.g if x.requires_grad else None), wc.g, bc.g
-    return Var.from_op(fwd.lin(xd, wd, bd), (x, w, b), backward, 'lin')
 
 # %% ../nbs/08_engine.ipynb #9500eb80
 class EngineStep:
@@ -440,18 +465,18 @@ class EngineStep:
 
 # %% ../nbs/08_engine.ipynb #7a156d0d
 def engine_pass(x:Tensor,           # inputs (n, m), or a `Var`
-                y:Tensor,           # targets: floats (n,) for one output column (MSE), else class labels (cross-entropy)
+                y:Tensor,           # targets: floats (n,) for one output column (MSE), else class labels
                 params:list,        # `Var`s w1, b1, w2, b2 with requires_grad=True; their `.grad` is cleared first
                 inp_grad:bool=False, # also compute the input's gradient
                 fused:bool=True,     # `lin` per layer; False: `@` and `+`
                ) -> Tensor:
-    "One forward+backward pass of the MLP by the engine (MSE for one output column, else cross-entropy); return the loss, leave the gradients in the params' `.grad`"
+    "One forward+backward pass of the MLP by the engine, with `loss_kind`'s loss; the gradients are left in `.grad`"
     bad = [type(p).__name__ for p in params if not (isinstance(p, Var) and p.requires_grad)]
     if bad: raise TypeError(f"engine_pass: expected params as Vars with requires_grad=True "
                             f"([Var(p, requires_grad=True) for p in params]), got {', '.join(bad)}")
     for p in params: p.grad = None
     xv = x if isinstance(x, Var) else Var(x, requires_grad=inp_grad)
     out = var_mlp(xv, *params, fused=fused)
-    loss = mse(out, y) if out.shape[1] == 1 else cross_entropy(out, y)
+    loss = {'mse': mse, 'cross_entropy': cross_entropy}[loss_kind(out.shape[1])](out, y)
     loss.backward()
     return loss.data

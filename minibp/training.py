@@ -4,7 +4,7 @@
 
 # %% ../nbs/07_training.ipynb #eaf3645c
 from __future__ import annotations
-import math, time
+import math, sys, time
 from pathlib import Path
 from typing import NamedTuple
 import torch, torch.nn.functional as F
@@ -12,16 +12,16 @@ from torch import Tensor
 from matplotlib.figure import Figure
 from fastcore.script import call_parse
 from fastprogress.fastprogress import master_bar, progress_bar
-from .core import write_atomic, shape_of
+from .core import write_atomic, shape_of, UsageError, user_errors
 from .data import load_mnist, pixel_stats
-from .forward import mlp, normalize, init_mlp
+from .forward import mlp, normalize, init_mlp, PARAM_NAMES
 from .layers import Module, Model
 from .cross_entropy import CrossEntropy
 
 # %% auto #0
 __all__ = ['DEFAULTS', 'TrainData', 'mnist_normalized', 'BatchSampler', 'SGD', 'cosine_lr', 'relu_', 'relu_grad_', 'FastRelu',
            'HandStep', 'AutogradStep', 'TrainingDiverged', 'accuracy', 'epoch_summary', 'fit', 'train',
-           'save_loss_plot', 'minibp_train']
+           'save_loss_plot', 'default_device', 'check_device', 'minibp_train']
 
 # %% ../nbs/07_training.ipynb #ffaf4c56
 class TrainData(NamedTuple):
@@ -192,6 +192,24 @@ def epoch_summary(hist:dict, # a history from `fit`
             f"valid accuracy {hist['valid_acc'][epoch]*100:.2f}%, {hist['epoch_seconds'][epoch]:.1f} s")
 
 # %% ../nbs/07_training.ipynb #0336a45c
+def _bars_wanted(progress, out=None) -> bool:
+    "Progress bars only when asked and standard output is a terminal: a log file gets the epoch lines alone"
+    if progress != 'auto': return bool(progress)
+    out = out or sys.stdout
+    return hasattr(out, 'isatty') and out.isatty()
+
+def _check_finite(loss:Tensor, epoch:int, batch:int, lr:float):
+    if not torch.isfinite(loss):
+        raise TrainingDiverged(f"training stopped: the loss became {loss.item()} at epoch {epoch+1}, batch {batch+1} "
+                               f"(peak learning rate {lr}); lower the learning rate")
+
+def _end_epoch(hist:dict, stepper, x_valid:Tensor, y_valid:Tensor, steps:int, t0:float):
+    "Record the epoch's seconds, mean training loss, and the validation loss and accuracy"
+    hist['epoch_seconds'].append(time.perf_counter() - t0)
+    hist['train_loss'].append(sum(hist['batch_loss'][-steps:])/steps)
+    with torch.no_grad(): logits = stepper.predict(x_valid)
+    hist['valid_loss'].append(F.cross_entropy(logits, y_valid).item()); hist['valid_acc'].append(accuracy(logits, y_valid))
+
 def fit(stepper,                       # has `uses_autograd`, `__call__(xb, yb, lr) -> loss`, `predict(x)`
         x_train:Tensor,                # training images, (n, 784)
         y_train:Tensor,                # their labels, (n,)
@@ -201,29 +219,24 @@ def fit(stepper,                       # has `uses_autograd`, `__call__(xb, yb, 
         bs:int=DEFAULTS['bs'],         # batch size
         lr:float=DEFAULTS['lr'],       # peak learning rate of `cosine_lr`
         seed:int=DEFAULTS['seed'],     # seed of the batch order
-        progress:bool=True,            # progress bars and one line per epoch
+        progress=True,                 # one line per epoch (False: silent); with bars if True, or if 'auto' on a terminal
        ) -> dict:
-    "Train `stepper` with minibatch SGD and `cosine_lr`; return the history (batch losses, per-epoch losses and accuracy, seconds)"
+    "Train `stepper` with minibatch SGD and `cosine_lr`; return the history (losses, accuracies, seconds)"
     sampler = BatchSampler(len(x_train), bs, seed=seed)
-    total,step = epochs*len(sampler),0
+    total,step,bars = epochs*len(sampler),0,_bars_wanted(progress)
     hist = dict(batch_loss=[], train_loss=[], valid_loss=[], valid_acc=[], epoch_seconds=[], autograd_enabled=set())
-    mb = master_bar(range(epochs)) if progress else range(epochs)
+    mb = master_bar(range(epochs)) if bars else range(epochs)
     start = time.perf_counter()
     with torch.set_grad_enabled(stepper.uses_autograd):
         for epoch in mb:
             t0 = time.perf_counter()
-            for batch,idx in enumerate(progress_bar(sampler, parent=mb) if progress else sampler):
+            for batch,idx in enumerate(progress_bar(sampler, parent=mb) if bars else sampler):
                 hist['autograd_enabled'].add(torch.is_grad_enabled())
                 loss = stepper(x_train[idx], y_train[idx], cosine_lr(step, total, lr))
-                if not torch.isfinite(loss):
-                    raise TrainingDiverged(f"training stopped: the loss became {loss.item()} at epoch {epoch+1}, batch {batch+1} "
-                                           f"(peak learning rate {lr}); lower the learning rate")
+                _check_finite(loss, epoch, batch, lr)
                 hist['batch_loss'].append(loss.item()); step += 1
-            hist['epoch_seconds'].append(time.perf_counter() - t0)
-            hist['train_loss'].append(sum(hist['batch_loss'][-len(sampler):])/len(sampler))
-            with torch.no_grad(): logits = stepper.predict(x_valid)
-            hist['valid_loss'].append(F.cross_entropy(logits, y_valid).item()); hist['valid_acc'].append(accuracy(logits, y_valid))
-            if progress: mb.write(epoch_summary(hist, epoch))
+            _end_epoch(hist, stepper, x_valid, y_valid, len(sampler), t0)
+            if progress: (mb.write if bars else print)(epoch_summary(hist, epoch))
     hist['seconds'] = time.perf_counter() - start
     return hist
 
@@ -237,11 +250,13 @@ def train(data:TrainData,                      # as from `mnist_normalized`
           wd:float=DEFAULTS['wd'],             # weight decay
           seed:int=DEFAULTS['seed'],           # seed of the weights and of the batch order
           autograd:bool=False,                 # train with PyTorch's autograd (`AutogradStep`) instead of `HandStep`
-          progress:bool=True,                  # progress bars and one line per epoch
+          progress=True,                       # as `fit`'s
+          device=None,                         # where to train ('cpu', 'cuda', ...); None: where `data` is
          ) -> tuple:
     "Train a 784-`hidden`-10 MLP on `data` by hand-written gradients (or `autograd`); return `(stepper, history)`"
-    x_train,y_train,x_valid,y_valid = data[:4]
-    params = list(init_mlp(x_train.shape[1], hidden, 10, seed=seed))
+    device = torch.device(device) if device is not None else data.x_train.device
+    x_train,y_train,x_valid,y_valid = (t.to(device) for t in data[:4])
+    params = list(init_mlp(x_train.shape[1], hidden, 10, seed=seed, dtype=x_train.dtype, device=device))
     stepper = (AutogradStep if autograd else HandStep)(params, lr, momentum, wd)
     return stepper, fit(stepper, x_train, y_train, x_valid, y_valid, epochs, bs, lr, seed, progress)
 
@@ -259,8 +274,30 @@ def save_loss_plot(hist:dict, # a history from `fit`
     fig.tight_layout()
     return write_atomic(dest, lambda p: fig.savefig(p, format='png', dpi=100))
 
+# %% ../nbs/07_training.ipynb #0d8fe002
+def default_device() -> str:
+    "'cuda' where PyTorch sees a GPU, else 'cpu': the default of `minibp_train --device` and `minibp_bench --device`"
+    return 'cuda' if torch.cuda.is_available() else 'cpu'
+
+def check_device(device:str|None) -> torch.device:
+    "`device` (None: `default_device()`) as a `torch.device` this machine has; a `UsageError` naming it otherwise"
+    try: dev = torch.device(device or default_device())
+    except (RuntimeError, TypeError):
+        raise UsageError(f"--device: {device!r} is not a device name (try cpu or cuda)") from None
+    if dev.type == 'cuda' and not torch.cuda.is_available():
+        raise UsageError(f"--device {device}: PyTorch sees no CUDA GPU on this machine (torch {torch.__version__})")
+    return dev
+
+def _check_train_args(epochs, hidden, bs, lr, momentum, wd):
+    "A `UsageError` for the first of `minibp_train`'s numbers that is out of range"
+    for name,v,ok,want in (('epochs', epochs, epochs >= 1, 'at least 1'), ('hidden', hidden, hidden >= 1, 'at least 1'),
+                           ('bs', bs, bs >= 1, 'at least 1'), ('lr', lr, lr > 0, 'above 0'),
+                           ('momentum', momentum, 0 <= momentum < 1, 'in [0, 1)'), ('wd', wd, wd >= 0, 'at least 0')):
+        if not ok: raise UsageError(f"--{name}: expected a value {want}, got {v}")
+
 # %% ../nbs/07_training.ipynb #f5f52e67
 @call_parse
+@user_errors
 def minibp_train(epochs:int=DEFAULTS['epochs'],     # Epochs
                  hidden:int=DEFAULTS['hidden'],     # Hidden units
                  bs:int=DEFAULTS['bs'],             # Batch size
@@ -272,13 +309,19 @@ def minibp_train(epochs:int=DEFAULTS['epochs'],     # Epochs
                  sample:bool=False,                 # Train on the embedded sample
                  save_plot:str=None,                # Save the loss curve as this PNG
                  save_weights:str=None,             # Save the weights and normalisation to this file (torch.save)
-                 no_progress:bool=False):           # No progress bars
+                 device:str=None,                   # cpu, cuda, cuda:1, ... (default: cuda if PyTorch sees a GPU)
+                 no_progress:bool=False):           # No progress bars (they are shown only on a terminal anyway)
     "Train a 784-hidden-10 MLP on MNIST with minibp's hand-written backward pass; print validation accuracy and wall time"
+    _check_train_args(epochs, hidden, bs, lr, momentum, wd)
+    dev = check_device(device)
     data = mnist_normalized(path, sample)
-    stepper,hist = train(data, hidden, epochs, bs, lr, momentum, wd, seed, progress=not no_progress)
-    print(f"validation accuracy {hist['valid_acc'][-1]*100:.2f}% after {epochs} epoch{'s'*(epochs != 1)} in {hist['seconds']:.1f} s "
-          f"({len(data.x_train):,} training images{', the embedded sample' if data.is_sample else ''})")
+    stepper,hist = train(data, hidden, epochs, bs, lr, momentum, wd, seed, progress=False if no_progress else 'auto',
+                         device=dev)
+    print(f"validation accuracy {hist['valid_acc'][-1]*100:.2f}% after {epochs} epoch{'s'*(epochs != 1)} in "
+          f"{hist['seconds']:.1f} s on {dev} ({len(data.x_train):,} training images"
+          f"{', the embedded sample' if data.is_sample else ''})")
     if save_plot: save_loss_plot(hist, save_plot); print(f"loss curve saved to {save_plot}")
     if save_weights:
-        state = dict(zip(('w1', 'b1', 'w2', 'b2'), stepper.params)) | dict(mean=data.mean, std=data.std, valid_acc=hist['valid_acc'][-1])
+        state = dict(zip(PARAM_NAMES, (p.cpu() for p in stepper.params)))
+        state |= dict(mean=data.mean, std=data.std, valid_acc=hist['valid_acc'][-1])
         write_atomic(save_weights, lambda p: torch.save(state, p)); print(f"weights saved to {save_weights}")
