@@ -4,6 +4,7 @@
 
 # %% ../nbs/04_layers.ipynb #89a02cb5
 from __future__ import annotations
+import uuid, weakref
 from torch import Tensor
 from .core import shape_of
 from .forward import lin, relu, mse
@@ -15,7 +16,9 @@ __all__ = ['PlainRelu', 'PlainLin', 'PlainMse', 'Sequential', 'add_grad', 'Modul
 # %% ../nbs/04_layers.ipynb #822d889f
 def _need_forward(layer):
     if not hasattr(layer, 'out'):
-        raise RuntimeError(f"{type(layer).__name__}.backward() called before a forward pass: call the layer (or model) on inputs first")
+        raise RuntimeError(f"{type(layer).__name__}.backward() called before a forward pass: "
+                           "call the layer (or model) on inputs first")
+
 
 # %% ../nbs/04_layers.ipynb #8780845f
 class PlainRelu():
@@ -50,9 +53,14 @@ class PlainMse():
     def backward(self): _need_forward(self); mse_grad(self.inp, self.targ)
 
 # %% ../nbs/04_layers.ipynb #3561a02c
+def _backward(layer, accumulate:bool):
+    "`layer.backward()`, passing `accumulate=True` on only when set (the plain layers take no argument)"
+    if accumulate: layer.backward(accumulate=True)
+    else: layer.backward()
+
 class Sequential():
-    "Layers run in order, then a loss: `model(x, targ)` returns the loss (the output if `loss` is None); `model.backward()` runs them in reverse"
-    def __init__(self, *layers, # each called on the previous one's output; each has `backward()`, those with weights `parameters()`
+    "Layers run in order, then a loss: `model(x, targ)` returns the loss (the output if `loss` is None)"
+    def __init__(self, *layers, # each called on the previous one's output; each has `backward()`
                  loss=None,     # a loss layer, called as `loss(out, targ)`; None to return the output itself
                 ):
         self.layers,self.loss,self.fresh = list(layers),loss,None
@@ -61,56 +69,112 @@ class Sequential():
         for l in self.layers: x = l(x)
         self.out,self.fresh = x,True
         return x if self.loss is None else self.loss(x, targ)
-    def backward(self):
-        "The loss's backward (or, without a loss, the `out.g` the caller set), then every layer's in reverse; once per forward pass"
+    def backward(self, accumulate:bool=False, # add to the `.g` of earlier passes instead of replacing them
+                ):
+        "The loss's backward (or, without a loss, from the `out.g` the caller set), then each layer's in reverse; once"
         self._check_backward()
-        if self.loss is not None: self.loss.backward()
-        for l in reversed(self.layers): l.backward()
+        steps = ([] if self.loss is None else [self.loss]) + self.layers[::-1]
+        _backward(steps[0], accumulate)
+        for l in steps[1:]: l.backward()
         self.fresh = False
     def parameters(self) -> list:
         "The tensors every layer lists in its `parameters()`, in order, each once even where layers share it"
         ps = [p for l in self.layers if hasattr(l, 'parameters') for p in l.parameters()]
         return list({id(p): p for p in ps}.values())
     def zero_grad(self):
-        "Forget every parameter's gradient (`.g = None`), so that the next backward pass starts from nothing"
+        "Forget every parameter's gradient (`.g = None`), PyTorch's `zero_grad`"
         for p in self.parameters(): p.g = None
 
     # The error handling, kept out of the two loops above
     def _check_call(self, targ):
         if self.loss is not None and targ is None:
-            raise ValueError(f"{type(self).__name__} ends in the loss {type(self.loss).__name__}: call it as model(x, targ)")
+            raise ValueError(f"{type(self).__name__} ends in the loss {type(self.loss).__name__}: "
+                             "call it as model(x, targ)")
     def _check_backward(self):
         name = type(self).__name__
-        if self.fresh is None: raise RuntimeError(f"{name}.backward() called before a forward pass: call the model on inputs first")
-        if not self.fresh: raise RuntimeError(f"{name}.backward() called twice after one forward pass: call the model again first")
+        if self.fresh is None:
+            raise RuntimeError(f"{name}.backward() called before a forward pass: call the model on inputs first")
+        if not self.fresh:
+            raise RuntimeError(f"{name}.backward() called twice after one forward pass: call the model again first")
         if self.loss is None and getattr(self.out, 'g', None) is None:
-            raise RuntimeError(f"{name}.backward() without a loss starts from the output's gradient: set `out.g` (shape {shape_of(self.out)}) first")
+            raise RuntimeError(f"{name}.backward() without a loss starts from the output's gradient: "
+                               f"set `out.g` (shape {shape_of(self.out)}) first")
 
 
 # %% ../nbs/04_layers.ipynb #c1b0b675
 def add_grad(t:Tensor, # the tensor the gradient belongs to
              g:Tensor, # one contribution to `t`'s gradient, of `t`'s shape
             ):
-    "Accumulate `g` into `t.g`: `t.g = g` if `t` has no gradient yet (no `.g`, or None), else `t.g = t.g + g`, out of place"
-    if shape_of(g) != shape_of(t): raise ValueError(f"add_grad: expected a gradient of shape {shape_of(t)}, like the tensor, got {shape_of(g)}")
+    "Accumulate `g` into `t.g`: `t.g = g` if `t` has no gradient yet (no `.g`, or None), else `t.g = t.g + g`"
+    if shape_of(g) != shape_of(t):
+        raise ValueError(f"add_grad: expected a gradient of shape {shape_of(t)}, like the tensor, got {shape_of(g)}")
     t.g = g if getattr(t, 'g', None) is None else t.g + g
+
+
+# %% ../nbs/04_layers.ipynb #8273967f
+def _new_pass(accumulate:bool) -> tuple:
+    "A new backward pass, `(id, accumulate)`: plain values, so that a tensor marked with it saves with `torch.save`"
+    return uuid.uuid4().int, accumulate
+
+def _pass_of(out, accumulate:bool) -> tuple:
+    "The pass that wrote `out.g`, if one did; else a new pass (`out` is a loss, or its `.g` was set by hand)"
+    p,g = getattr(out, '_gpass', (None, None))
+    return p if p is not None and g is not None and g is getattr(out, 'g', None) else _new_pass(accumulate)
+
+def _begin(ts:list, p:tuple):
+    "Before a backward step of pass `p`: forget each tensor's `.g` left by an earlier pass, unless `p` accumulates"
+    for t in ts:
+        if not p[1] and getattr(t, '_gpass', (None,))[0] != p and getattr(t, 'g', None) is not None: t.g = None
+
+def _end(ts:list, p:tuple):
+    "After a backward step of pass `p`: mark each tensor's `.g` as written by `p`"
+    for t in ts: t._gpass = (p, getattr(t, 'g', None))
+
+def _ref(o):
+    "A weak reference to `o` where Python allows one (a tensor), else a strong one"
+    try: return weakref.ref(o)
+    except TypeError: return lambda: o
+
 
 # %% ../nbs/04_layers.ipynb #79ff841e
 class Module():
-    "Base layer: `__call__` keeps the arguments and the output of `forward`; `backward` calls `bwd(out, *args)`"
+    "Base layer: calling it runs `forward` and keeps the call; `backward()` undoes the latest call by `bwd(out, *args)`"
     def __call__(self, *args):
-        self.args = args
-        self.out = self.forward(*args)
-        return self.out
+        before = dict(vars(self))
+        out = self.forward(*args)
+        saved = {k: v for k,v in vars(self).items()                  # what forward stored on self in this call
+                 if k not in ('_calls', 'args', 'out') and before.get(k, _ref) is not v}
+        calls = self.__dict__.setdefault('_calls', [])
+        calls[:] = [c for c in calls if c[1]() is not None]      # drop calls whose output no one holds any more
+        calls.append((args, _ref(out), saved))
+        self.args,self.out = args,out
+        return out
     def forward(self, *args): raise NotImplementedError(f"{type(self).__name__} must define forward(*args)")
     def bwd(self, out, *args): raise NotImplementedError(f"{type(self).__name__} must define bwd(out, *args)")
-    def backward(self):
-        "Call `bwd` with the output and arguments of the last forward pass"
-        _need_forward(self)
-        self.bwd(self.out, *self.args)
+    def backward(self, accumulate:bool=False, # start a pass that adds to the `.g` of earlier passes
+                ):
+        "Run `bwd` on the latest call not yet undone, in the pass that wrote `out.g` (else a new one); then undo it"
+        args,out,saved = self._latest_call()
+        p = _pass_of(out, accumulate)
+        ts = [t for t in (*args, *self.parameters()) if isinstance(t, Tensor)]
+        _begin(ts, p)
+        for k,v in saved.items(): setattr(self, k, v)            # what forward kept for this call (e.g. a log-softmax)
+        self.bwd(out, *args)
+        _end(ts, p)
+        self._calls.pop()
     def parameters(self) -> list:
         "The tensors this layer learns: none, unless a subclass says otherwise"
         return []
+    def _latest_call(self) -> tuple:
+        _need_forward(self)
+        calls = self.__dict__.setdefault('_calls', [])
+        calls[:] = [c for c in calls if c[1]() is not None]
+        if not calls:
+            raise RuntimeError(f"{type(self).__name__}.backward() called twice after one forward pass: each backward() "
+                               "undoes one call of the layer, and every call is undone; call the layer again first")
+        args,ref,saved = calls[-1]
+        return args, ref(), saved
+
 
 # %% ../nbs/04_layers.ipynb #c22c252b
 class Relu(Module):
@@ -137,14 +201,14 @@ class Lin(Module):
 
 # %% ../nbs/04_layers.ipynb #bed66ebd
 class Mse(Module):
-    "MSE loss `mse(inp, targ)` as a layer; its backward adds `mse_backward(inp, targ)`, `2 (inp - targ) / n`, to `inp.g`"
+    "MSE loss `mse(inp, targ)` as a layer; its backward adds `mse_backward(inp, targ)`, `2 (inp - targ)/n`, to `inp.g`"
     def forward(self, inp, targ): return mse(inp, targ)
     def bwd(self, out, inp, targ): add_grad(inp, mse_backward(inp, targ))
 
 
 # %% ../nbs/04_layers.ipynb #7432aad1
 class Model(Sequential):
-    "The lesson's two-layer MLP, `lin, relu, lin`, and a loss, as a `Sequential`: `loss = model(x, targ)`, then `model.backward()`"
+    "The lesson's MLP, `lin, relu, lin`, and a loss, as a `Sequential`: `loss = model(x, targ)`, `model.backward()`"
     def __init__(self, w1:Tensor, # the first layer's weights, (m, nh)
                  b1:Tensor,       # its bias, (nh,)
                  w2:Tensor,       # the second layer's weights, (nh, c)
