@@ -4,13 +4,13 @@
 
 # %% ../nbs/13_core.ipynb #73c8625b
 from __future__ import annotations
-import functools, os, re, sys, tempfile
+import contextlib, functools, io, os, re, sys, tempfile
 from pathlib import Path
 import torch
 from torch import Tensor
 
 # %% auto #0
-__all__ = ['write_atomic', 'shape_of', 'torch_grads', 'UsageError', 'user_errors']
+__all__ = ['write_atomic', 'shape_of', 'torch_grads', 'UsageError', 'user_errors', 'run_command']
 
 # %% ../nbs/13_core.ipynb #db217e25
 def _new_file_mode() -> int:
@@ -64,3 +64,13 @@ def user_errors(f, # a command's function, placed under fastcore's `@call_parse`
             print(f"{f.__name__}: error: {' '.join(str(e).split())}", file=sys.stderr)
             sys.exit(2)
     return _f
+
+# %% ../nbs/13_core.ipynb #73ca9396
+def run_command(f,        # a command's function (under `@call_parse`)
+                **kwargs, # its options, by name
+               ) -> tuple:
+    "Call `f(**kwargs)` as a test would; return (exit status, stdout, stderr), the status 0 when `f` returns"
+    with contextlib.redirect_stdout(io.StringIO()) as out, contextlib.redirect_stderr(io.StringIO()) as err:
+        try: f(**kwargs); code = 0
+        except SystemExit as e: code = e.code if isinstance(e.code, int) else int(e.code is not None)
+    return code, out.getvalue(), err.getvalue()
