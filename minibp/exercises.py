@@ -22,7 +22,7 @@ class Verdict:
     "The outcome of checking one answer: `status` in 'exact', 'close', 'wrong', 'todo'; `ok` for the first two"
     def __init__(self, status:str,          # 'exact', 'close', 'wrong' or 'todo'
                  name:str='',               # what was checked, shown first in the line
-                 diagnosis:str='',          # what is off (wrong) or the hint (todo)
+                 diagnosis:str='',          # what is off (wrong), why it is only close (close), or the hint (todo)
                  code:str='',               # the diagnosis in one word, for tests: 'shape', 'transposed', 'factor', ...
                  max_abs:float|None=None,   # largest absolute error (exact and close)
                  rel:float|None=None,       # `max_abs` over the largest expected magnitude
@@ -37,7 +37,9 @@ class Verdict:
     def __repr__(self):
         head = f"{self.name}: " if self.name else ''
         if self.status == 'exact': return f"✓ {head}exact"
-        if self.status == 'close': return f"✓ {head}close (max abs err {self.max_abs:.2g}, rel {self.rel:.2g})"
+        if self.status == 'close':
+            why = f": {self.diagnosis}" if self.diagnosis else ''
+            return f"✓ {head}close (max abs err {self.max_abs:.2g}, rel {self.rel:.2g}){why}"
         if self.status == 'todo': return f"… {head}not attempted yet: {self.diagnosis}"
         return f"✗ {head}wrong: {self.diagnosis}"
 
@@ -64,6 +66,37 @@ def _err(a:Tensor, b:Tensor) -> tuple:
 def _close(a:Tensor, b:Tensor, tol:float) -> bool:
     return shape_of(a) == shape_of(b) and bool(torch.isfinite(a).all()) and _err(a, b)[1] <= tol
 
+def _plural(k:int, one:str, many:str) -> str: return f"{k} {one if k == 1 else many}"
+
+def _as_tensor(got, like:Tensor):
+    if isinstance(got, Tensor): return got.detach()
+    if isinstance(got, (bool, int, float)): return torch.tensor(float(got), dtype=like.dtype)
+    return None
+
+def _why_close(dtype, rel:float, tol:float, why:str='') -> str:
+    "Why an answer within the tolerance is not bit-for-bit the reference"
+    if why: return why
+    if dtype == torch.float32:
+        return ("float32 rounding differs between kernels (`x @ w + b` and the reference's fused `addmm`, "
+                f"or a sum in another order round differently); within float32's tolerance {tol:g}")
+    if rel < 1e-12: return "rounding in the last bits: the same arithmetic in another order than the reference's"
+    return f"within the tolerance {tol:g}"
+
+class _Part:
+    "One tensor of an answer and its reference, with what the exercise knows about it (the `check` options)"
+    def __init__(self, got, expected:Tensor,
+                 tol:float|None=None,       # relative tolerance; default by dtype (`_tol`)
+                 mask:Tensor|None=None,     # True where the gradient must be 0 (ReLU's input not positive)
+                 n:int|None=None,           # the number of rows, to name a missing 1/n
+                 mistakes=(),               # (code, sentence, wrong value): the exercise's likely mistakes
+                 overflow:str='',           # the advice when the answer overflows
+                 why:str='',                # why an answer within the tolerance may differ (default: by dtype)
+                ):
+        self.got,self.e,self.mask,self.n,self.mistakes,self.overflow,self.why = got,expected.detach(),mask,n,mistakes,overflow,why
+        self.tol = tol or _tol(self.e.dtype)
+        self.g = _as_tensor(got, self.e)
+        self.gf,self.ef = (None if self.g is None else self.g.double()),self.e.double()
+
 def _factor_notes(n:int|None) -> dict:
     "The constant factors students' mistakes produce, each with what it means"
     notes = {2.: 'a factor 2 too many', .5: 'a factor 2 missing (the 2 of d(u²)/du = 2u?)'}
@@ -71,15 +104,14 @@ def _factor_notes(n:int|None) -> dict:
                                   1/n: f'divided by n = {n} once too often (a mean where a sum belongs?)'})
     return notes
 
-def _factor(g:Tensor, e:Tensor, tol:float, n:int|None, factors:dict|None) -> tuple|None:
+def _factor(g:Tensor, e:Tensor, tol:float, n:int|None) -> tuple|None:
     "(code, sentence) if `g` is a constant multiple c != 1 of `e`; for one number only when c is a factor we can name"
     ee = (e*e).sum().item()
     if ee == 0 or not torch.isfinite(g).all(): return None
     c = (g*e).sum().item()/ee
     if _err(g, c*e)[1] > max(10*tol, 1e-6) or abs(c - 1) <= max(10*tol, 1e-6): return None
     if abs(c + 1) <= 1e-6: return 'sign', 'the wrong sign: got -1 × the expected values'
-    notes = {**_factor_notes(n), **(factors or {})}
-    for k,note in notes.items():
+    for k,note in _factor_notes(n).items():
         if abs(abs(c)/k - 1) < 1e-4: return 'factor', f"{'the wrong sign and ' if c < 0 else ''}{note}: got {c:.4g} × the expected values"
     if g.numel() > 1: return 'factor', f"off by a constant factor: got {c:.4g} × the expected values"
     return None
@@ -101,14 +133,13 @@ def _mask_diag(g:Tensor, e:Tensor, blocked:Tensor, tol:float) -> tuple|None:
     "Diagnose a gradient that should be 0 where `blocked` (ReLU's input not positive) but is not"
     leak = blocked & (g != 0)
     if not leak.any(): return None
-    k = int(leak.sum())
     if _close(g[~blocked], e[~blocked], tol):
-        return 'relu_leak', (f"the gradient leaks where ReLU's input is not positive: {_plural(k, 'entry', 'entries')} should be 0 "
-                             "(multiply by the mask: ReLU's input > 0)")
-    if not g[~blocked].any(): return 'relu_inverted', "the mask is inverted: the gradient flows where ReLU's input is negative and stops where it is positive"
+        return 'relu_leak', (f"the gradient leaks where ReLU's input is not positive: "
+                             f"{_plural(int(leak.sum()), 'entry', 'entries')} should be 0 (multiply by the mask: ReLU's input > 0)")
+    if not g[~blocked].any():
+        return 'relu_inverted', ("the mask is inverted: the gradient flows where ReLU's input is negative "
+                                 "and stops where it is positive")
     return None
-
-def _plural(k:int, one:str, many:str) -> str: return f"{k} {one if k == 1 else many}"
 
 def _values_diag(g:Tensor, e:Tensor, tol:float) -> str:
     err,rel = _err(g, e)
@@ -121,98 +152,170 @@ def _values_diag(g:Tensor, e:Tensor, tol:float) -> str:
 
 # %% ../nbs/10_exercises.ipynb #3418e831
 class _Result:
-    "What `_compare` finds: the status, the diagnosis code and sentence, the errors"
+    "What the diagnoses find for one part: the status, the code and sentence, the errors"
     def __init__(self, status, code='', diagnosis='', max_abs=0., rel=0.):
         self.status,self.code,self.diagnosis,self.max_abs,self.rel = status,code,diagnosis,max_abs,rel
 
-def _as_tensor(got, like:Tensor):
-    if isinstance(got, Tensor): return got.detach()
-    if isinstance(got, (bool, int, float)): return torch.tensor(float(got), dtype=like.dtype)
-    return None
+def _missing(p:_Part):
+    "got None: a `.g` never set, a value never returned"
+    if p.got is None: return 'missing', 'got None: not set or not returned'
 
-def _compare(got, expected:Tensor, tol:float|None=None, mask:Tensor|None=None, n:int|None=None,
-             suspects=(), factors:dict|None=None, hint:str='') -> _Result:
-    "Compare `got` with `expected` and diagnose the difference; see the list above for the order of the checks"
-    e = expected.detach()
-    wrong = lambda code, d: _Result('wrong', code, d)
-    if got is None: return wrong('missing', 'got None: not set or not returned')
-    g = _as_tensor(got, e)
-    if g is None: return wrong('type', f"expected a tensor, got {type(got).__name__}")
-    tol = tol or _tol(e.dtype)
-    gf,ef = g.double(),e.double()
-    for code,sentence,s in suspects:
-        s = (s() if callable(s) else s).detach().double()
-        if _close(gf, s, tol) and not _close(s, ef, tol): return wrong(code, sentence)
-    if shape_of(g) != shape_of(e): return wrong(*_shape_diag(gf, ef, tol))
-    nonfinite = ~torch.isfinite(gf) & torch.isfinite(ef)
-    if nonfinite.any():
-        return wrong('nonfinite', f"{int(nonfinite.sum())} of {g.numel()} values are inf or nan where the reference is finite "
-                                  "(exp overflowing? subtract each row's max before exp)")
-    err,rel = _err(gf, ef)
-    if rel <= tol:
-        if g.dtype != e.dtype: return wrong('dtype', f"right values but dtype {g.dtype}, expected {e.dtype} like the inputs")
-        return _Result('exact' if torch.equal(g, e) else 'close', max_abs=err, rel=rel)
-    if mask is not None and (r := _mask_diag(gf, ef, mask, tol)): return wrong(*r)
-    if g.ndim == 2 and g.shape[0] == g.shape[1] > 1 and _close(gf.T, ef, tol):
-        return wrong('transposed', f"transposed: the values are right once transposed (shape {shape_of(e)} hides it)")
-    if (r := _factor(gf, ef, tol, n, factors)): return wrong(*r)
-    if e.dtype == torch.float64 and rel < 1e-4:
-        return wrong('precision', f"agrees only to float32 precision (rel err {rel:.2g}): was something computed in float32?")
-    return wrong('values', _values_diag(gf, ef, tol) + (f"; {hint}" if hint else ''))
+def _not_a_tensor(p:_Part):
+    "neither a tensor nor a number"
+    if p.g is None: return 'type', f"expected a tensor, got {type(p.got).__name__}"
 
-def _verdict(name:str, parts:list, where:str='') -> Verdict:
-    "One verdict from `(label, got, expected, options)` parts: wrong if any part is; parts with one diagnosis named together"
-    wrongs,errs,exact = {},[],True
-    for label,got,exp,opts in parts:
-        r = _compare(got, exp, **opts)
-        if r.status == 'wrong': wrongs.setdefault((r.code, r.diagnosis), []).append(label)
-        else: errs.append((r.max_abs, r.rel)); exact = exact and r.status == 'exact'
-    if not wrongs: return Verdict('exact' if exact else 'close', name, max_abs=max(a for a,_ in errs), rel=max(r for _,r in errs))
-    specific = {k:ls for k,ls in wrongs.items() if k[0] != 'values'}      # a named mistake explains the plain differences
-    text = '; '.join((f"{', '.join(ls)}: " if any(ls) else '') + d for (_,d),ls in (specific or wrongs).items())
-    if specific and len(specific) < len(wrongs):
-        text += f" (and so also off: {', '.join(l for (c,_),ls in wrongs.items() if c == 'values' for l in ls)})"
-    return Verdict('wrong', name, where + text, next(iter(specific or wrongs))[0])
+def _known_mistake(p:_Part):
+    "equal to one of the exercise's likely mistakes (that is not itself right)"
+    for code,sentence,wrong in p.mistakes:
+        w = _as_tensor(wrong, p.e).double()
+        if _close(p.gf, w, p.tol) and not _close(w, p.ef, p.tol): return code, sentence
+
+def _other_shape(p:_Part):
+    "another shape than the reference's"
+    if shape_of(p.g) != shape_of(p.e): return _shape_diag(p.gf, p.ef, p.tol)
+
+def _overflow(p:_Part):
+    "inf or nan where the reference is finite"
+    bad = ~torch.isfinite(p.gf) & torch.isfinite(p.ef)
+    if bad.any():
+        return 'nonfinite', (f"overflows: {p.overflow or 'exp of large inputs gives inf'} "
+                             f"({int(bad.sum())} of {p.g.numel()} values inf or nan where the reference is finite)")
+
+def _within_tolerance(p:_Part):
+    "within the tolerance: exact or close, unless the dtype differs"
+    err,rel = _err(p.gf, p.ef)
+    if not rel <= p.tol: return None
+    if p.g.dtype != p.e.dtype: return 'dtype', f"right values but dtype {p.g.dtype}, expected {p.e.dtype} like the inputs"
+    if torch.equal(p.g, p.e): return _Result('exact')
+    return _Result('close', diagnosis=_why_close(p.e.dtype, rel, p.tol, p.why), max_abs=err, rel=rel)
+
+def _relu_mask(p:_Part):
+    "gradient where ReLU's input was not positive"
+    if p.mask is not None: return _mask_diag(p.gf, p.ef, p.mask, p.tol)
+
+def _square_transposed(p:_Part):
+    "a square result that is the reference transposed"
+    if p.g.ndim == 2 and p.g.shape[0] == p.g.shape[1] > 1 and _close(p.gf.T, p.ef, p.tol):
+        return 'transposed', f"transposed: the values are right once transposed (shape {shape_of(p.e)} hides it)"
+
+def _constant_factor(p:_Part):
+    "a constant multiple of the reference"
+    return _factor(p.gf, p.ef, p.tol, p.n)
+
+def _float32_precision(p:_Part):
+    "right only to float32's precision, with float64 inputs"
+    rel = _err(p.gf, p.ef)[1]
+    if p.e.dtype == torch.float64 and rel < 1e-4:
+        return 'precision', f"agrees only to float32 precision (rel err {rel:.2g}): was something computed in float32?"
+
+def _values(p:_Part):
+    "otherwise: how many values differ, and the worst"
+    return 'values', _values_diag(p.gf, p.ef, p.tol)
+
+_DIAGNOSES = (('missing', _missing), ('type', _not_a_tensor), ('mistake', _known_mistake), ('shape', _other_shape),
+              ('overflow', _overflow), ('tolerance', _within_tolerance), ('relu mask', _relu_mask),
+              ('square transposed', _square_transposed), ('factor', _constant_factor),
+              ('precision', _float32_precision), ('values', _values))
+
+def _compare(got, expected:Tensor, **opts) -> _Result:
+    "Run `_DIAGNOSES` in order on one part of an answer (`opts`: the `_Part` options); the first that applies decides"
+    p = _Part(got, expected, **opts)
+    for _,diagnose in _DIAGNOSES:
+        r = diagnose(p)
+        if r is not None: return r if isinstance(r, _Result) else _Result('wrong', *r)
+
+def _ok(name:str, results:list) -> Verdict:
+    "exact if every result is; else close, with the largest errors and the reason of the worst one"
+    close = [r for r in results if r.status == 'close']
+    if not close: return Verdict('exact', name)
+    worst = max(close, key=lambda r: r.rel)
+    return Verdict('close', name, worst.diagnosis, max_abs=max(r.max_abs for r in close), rel=worst.rel)
+
+def _verdict(name:str, results:list, where:str='') -> Verdict:
+    "One verdict from `(label, _Result)` pairs: wrong if any is; parts with one diagnosis named together"
+    wrong = [(label, r) for label,r in results if r.status == 'wrong']
+    if not wrong: return _ok(name, [r for _,r in results])
+    named = [(label, r) for label,r in wrong if r.code != 'values']     # a named mistake explains the plain differences
+    also = [label for label,r in wrong if r.code == 'values'] if named else []
+    by = {}
+    for label,r in (named or wrong): by.setdefault(r.diagnosis, []).append(label)
+    text = '; '.join((f"{', '.join(ls)}: " if any(ls) else '') + d for d,ls in by.items())
+    if also: text += f" (and so also off: {', '.join(also)})"
+    return Verdict('wrong', name, where + text, (named or wrong)[0][1].code)
 
 # %% ../nbs/10_exercises.ipynb #9ed0830a
 def check(got,                  # the answer: a tensor (or number), or a tuple/list of them
           expected,             # the reference: a tensor, or a tuple/list of tensors
           name:str='',          # what is checked, shown in the verdict
-          **opts,               # `mask`, `n`, `suspects`, `factors`, `tol`, `hint`: see above
+          **opts,               # `mask`, `n`, `mistakes`, `tol`, `overflow`, `why`: see above
          ) -> Verdict:
     "Compare `got` with `expected` and return a `Verdict`: exact, close, or wrong with a diagnosis"
-    if isinstance(expected, (tuple, list)):
-        if not isinstance(got, (tuple, list)) or len(got) != len(expected):
-            n_got = f"a {type(got).__name__} of {len(got)}" if isinstance(got, (tuple, list)) else f"a {type(got).__name__}"
-            return Verdict('wrong', name, f"expected a {type(expected).__name__} of {len(expected)} tensors, got {n_got}", 'structure')
-        return _verdict(name, [(f"[{i}]", g, e, opts) for i,(g,e) in enumerate(zip(got, expected))])
-    return _verdict(name, [('', got, expected, opts)])
+    if not isinstance(expected, (tuple, list)): return _verdict(name, [('', _compare(got, expected, **opts))])
+    if not isinstance(got, (tuple, list)) or len(got) != len(expected):
+        n_got = f"a {type(got).__name__}" + (f" of {len(got)}" if isinstance(got, (tuple, list)) else '')
+        return Verdict('wrong', name, f"expected a {type(expected).__name__} of {len(expected)} tensors, got {n_got}", 'structure')
+    return _verdict(name, [(f"[{i}]", _compare(g, e, **opts)) for i,(g,e) in enumerate(zip(got, expected))])
 
 # %% ../nbs/10_exercises.ipynb #53f0d50e
 class Exercise:
-    "One registered exercise: where it is taught, the student's signature, and how to test an answer"
+    "One exercise as a record: where it is taught, what the student writes, its cases, reference and likely mistakes"
     def __init__(self, name:str,        # the name passed to `exercise`
                  lesson:str,            # the notebook that teaches it
                  signature:str,         # what the student writes
-                 cases,                 # `cases(gen)` -> list of (label, dict of inputs)
+                 cases,                 # `cases(gen)` -> list of (label, dict of inputs), drawn from the generator `gen`
                  call,                  # `call(answer, **inputs)` -> dict of part name -> what the answer gave
-                 ref,                   # `ref(**inputs)` -> dict of part name -> (expected tensor, `check` options)
-                ): self.name,self.lesson,self.signature,self.cases,self.call,self.ref = name,lesson,signature,cases,call,ref
+                 ref,                   # `ref(**inputs)` -> dict of part name -> expected tensor (or a tensor: part '')
+                 mistakes=(),           # (code, sentence, build): `build(**inputs)` -> the wrong answer's parts
+                 opts=None,             # `opts(**inputs)` -> `check` options for every part (`n`, `mask`)
+                 kind:str='function',   # what the answer is: 'function', or 'class' (a Module subclass)
+                 writes=(),             # the inputs the answer is meant to change in place; all others must stay
+                 notes=None,            # input name -> what to do instead, when the answer changes it in place
+                 **check_opts,          # `tol`, `overflow`, `why`: `check` options for every part
+                ):
+        self.name,self.lesson,self.signature,self.cases,self.call,self.ref = name,lesson,signature,cases,call,ref
+        self.mistakes,self.opts,self.kind,self.writes,self.notes,self.check_opts = mistakes,opts,kind,writes,notes or {},check_opts
     def __repr__(self): return f"Exercise({self.name!r}: {self.signature}, in {self.lesson})"
 
 # %% ../nbs/10_exercises.ipynb #1f06bd8c
 EXERCISES = {}      # every exercise of the course by name, in the order of the lessons; filled by the cells below
 
 # %% ../nbs/10_exercises.ipynb #1c5abf55
-def _register(name, lesson, signature):
-    "Decorator: a function returning (cases, call, ref) registers the exercise `name`"
-    def deco(f):
-        EXERCISES[name] = Exercise(name, lesson, signature, *f())
-        return f
-    return deco
+def _exercise(name, lesson, signature, **record):
+    "Register the exercise `name`: one `Exercise` record in `EXERCISES`"
+    EXERCISES[name] = Exercise(name, lesson, signature, **record)
 
-def _randn(g, *shape, scale=1., dtype=torch.float64) -> Tensor:
-    return (torch.randn(*shape, generator=g, dtype=torch.float64)*scale).to(dtype)
+_F64,_F32 = torch.float64,torch.float32
+_GRID = ((7, _F64), (1, _F64), (7, _F32))      # (rows, dtype) of the usual cases
+
+def _dt(dtype) -> str: return str(dtype).replace('torch.', '')
+
+def _randn(g, *shape, scale=1., dtype=_F64) -> Tensor:
+    return (torch.randn(*shape, generator=g, dtype=_F64)*scale).to(dtype)
+
+def _grid(make, grid=_GRID):
+    "`cases(g)`: one case `make(g, n, dtype)` for each (rows, dtype) of `grid`"
+    return lambda g: [(f"{n} rows ({_dt(dt)})", make(g, n, dt)) for n,dt in grid]
+
+def _logits(g, n:int, dtype, big:float=0.) -> Tensor:
+    "n x 5 logits of scale 2, around +big in even rows and -big in odd rows"
+    x = _randn(g, n, 5, scale=2.)
+    return (x + big*(1 - 2*(torch.arange(n) % 2)).to(x.dtype)[:, None]).to(dtype)
+
+def _logit_cases(make):
+    "`cases(g)` of logits `make(g, x)`: of scale 2, then around ±1000 in float64 and float32"
+    grid = ((7, _F64, 0.), (1, _F64, 0.), (7, _F64, 1000.), (7, _F32, 1000.))
+    return lambda g: [(f"{n}x5 logits {f'around ±{big:g}' if big else 'of scale 2'} ({_dt(dt)})", make(g, _logits(g, n, dt, big)))
+                      for n,dt,big in grid]
+
+def _activation_cases(make):
+    "`cases(g)` of inputs `make(g, x)`: of scale 4, then with 800 and -800 among them in float64 and float32"
+    def x(g, n, dtype, wide):
+        t = _randn(g, n, 5, scale=4.)
+        if wide: t[0, :2] = torch.tensor([800., -800.])
+        return t.to(dtype)
+    grid = ((7, _F64, False), (1, _F64, False), (7, _F64, True), (7, _F32, True))
+    return lambda g: [(f"{n}x5 inputs {'with ±800' if w else 'of scale 4'} ({_dt(dt)})", make(g, x(g, n, dt, w)))
+                      for n,dt,w in grid]
 
 def _g(t): return getattr(t, 'g', None)
 
@@ -221,97 +324,129 @@ def _number(r):
     return r.item() if isinstance(r, Tensor) and r.numel() == 1 and r.ndim == 0 else r
 
 def _clone(v):
+    "A copy of `v`: tensors cloned, in lists, tuples and dicts too"
     if isinstance(v, Tensor): return v.clone()
+    if isinstance(v, dict): return {k: _clone(o) for k,o in v.items()}
     if isinstance(v, (list, tuple)): return type(v)(_clone(o) for o in v)
     return v
 
-# %% ../nbs/10_exercises.ipynb #d4a4f15e
-@_register('lin', '01_forward', 'lin(x, w, b) -> Tensor')
-def _lin():
-    def cases(g): return [(f"{n}x5 inputs ({dt})".replace('torch.', ''),
-                           dict(x=_randn(g, n, 5, dtype=dt), w=_randn(g, 5, 3, dtype=dt), b=_randn(g, 3, dtype=dt) + 1))
-                          for n,dt in ((7, torch.float64), (1, torch.float64), (7, torch.float32))]
-    def call(ans, x, w, b): return {'': ans(x, w, b)}
-    def ref(x, w, b): return {'': (F.linear(x, w.T, b), dict(suspects=[('no_bias', 'the bias b is missing', x@w)]))}
-    return cases, call, ref
+def _parts(r) -> dict: return r if isinstance(r, dict) else {'': r}
 
-@_register('mse', '01_forward', 'mse(output, targ) -> Tensor, output (n, 1), targ (n,)')
-def _mse():
-    def cases(g): return [(f"{n} rows", dict(output=_randn(g, n, 1), targ=_randn(g, n))) for n in (7, 1)]
-    def call(ans, output, targ): return {'': ans(output, targ)}
-    def ref(output, targ):
-        bc = ('broadcast', "output (n, 1) minus targ (n,) broadcast to (n, n) before the mean: take output[:, 0] first",
-              lambda: (output - targ).pow(2).mean())
-        return {'': (F.mse_loss(output[:, 0], targ), dict(n=len(targ), suspects=[bc]))}
-    return cases, call, ref
+class _Wrong(Exception):
+    "Raised by a `call` that finds the answer wrong before any value is compared"
+    def __init__(self, code:str, sentence:str): super().__init__(sentence); self.code,self.sentence = code,sentence
+
+def _returns(*args, parts=('',), number=False):
+    "`call` for an answer that returns its result: `answer(*args)`, one result per name in `parts`"
+    def call(ans, **inputs):
+        r = ans(*(inputs[a] for a in args))
+        if len(parts) == 1: return {parts[0]: _number(r) if number else r}
+        if not isinstance(r, (tuple, list)) or len(r) != len(parts):
+            raise _Wrong('structure', f"expected a tuple of {len(parts)} tensors ({', '.join(parts)}), got {type(r).__name__}")
+        return dict(zip(parts, r))
+    return call
+
+def _sets_g(*args, grads=('inp',), ret=None):
+    "`call` for an answer that sets `.g` on the inputs `grads`; each input `out_g` is handed over as `out.g` first"
+    def call(ans, **inputs):
+        handed = [k[:-2] for k in inputs if k.endswith('_g') and k[:-2] in inputs]
+        for k in handed: inputs[k].g = inputs[k + '_g']
+        r = ans(*(inputs[a] for a in args))
+        for k in handed:
+            if _g(inputs[k]) is not inputs[k + '_g']:
+                raise _Wrong('in_place', f"replaces the gradient `{k}.g` it was handed: read it, leave it as it was")
+        return {**({ret: r} if ret else {}), **{f"{k}.g": _g(inputs[k]) for k in grads}}
+    return call
+
+def _flat(v) -> list:
+    if isinstance(v, Tensor): return [v]
+    return [t for o in v for t in _flat(o)] if isinstance(v, (list, tuple)) else []
+
+def _n_changed(v, old) -> int:
+    "How many values of the tensors in `v` differ from those in `old`, its copy from before the call"
+    return sum(int((a != b).sum()) if a.shape == b.shape else a.numel() for a,b in zip(_flat(v), _flat(old)))
+
+def _changed(ex:Exercise, inputs:dict, before:dict) -> tuple|None:
+    "(code, sentence) for the first input the answer changed in place, though it was only to read it"
+    for k,v in inputs.items():
+        if k in ex.writes or not (n := _n_changed(v, before[k])): continue
+        what = f"the gradient `{k[:-2]}.g`" if k.endswith('_g') else f"its input `{k}`"
+        note = ex.notes.get(k, "read it, do not write into it: compute into a new tensor")
+        return 'in_place', f"changes {what} in place ({_plural(n, 'value', 'values')} changed): {note}"
+
+# %% ../nbs/10_exercises.ipynb #d4a4f15e
+_exercise('lin', '01_forward', 'lin(x, w, b) -> Tensor',
+    cases=_grid(lambda g, n, dt: dict(x=_randn(g, n, 5, dtype=dt), w=_randn(g, 5, 3, dtype=dt), b=_randn(g, 3, dtype=dt) + 1)),
+    call=_returns('x', 'w', 'b'),
+    ref=lambda x, w, b: F.linear(x, w.T, b),
+    mistakes=[('no_bias', "the bias b is missing", lambda x, w, b: x@w)])
+
+_exercise('mse', '01_forward', 'mse(output, targ) -> Tensor, output (n, 1), targ (n,)',
+    cases=_grid(lambda g, n, dt: dict(output=_randn(g, n, 1, dtype=dt), targ=_randn(g, n, dtype=dt))),
+    call=_returns('output', 'targ'),
+    ref=lambda output, targ: F.mse_loss(output[:, 0], targ),
+    opts=lambda targ, **_: dict(n=len(targ)),
+    mistakes=[('broadcast', "output (n, 1) minus targ (n,) broadcast to (n, n) before the mean: take output[:, 0] first",
+               lambda output, targ: (output - targ).pow(2).mean())])
 
 # %% ../nbs/10_exercises.ipynb #7d5509a8
-@_register('scalar_grads', '02_chain_rule', 'scalar_grads(x, w, b, y) -> (dw, db) for sum((relu(x*w + b) - y)**2)')
-def _scalar_grads():
-    def cases(g): return [(f"shape {s}", dict(x=_randn(g, *s), w=_randn(g, *s), b=_randn(g, *s), y=_randn(g, *s)))
-                          for s in ((7,), (3, 5))]
-    def call(ans, x, w, b, y):
-        dw,db = ans(x, w, b, y)
-        return {'dw': dw, 'db': db}
-    def ref(x, w, b, y):
-        _,(dw,db) = torch_grads(lambda w, b: ((x*w + b).relu() - y).pow(2).sum(), w, b)
-        mask = (x*w + b) <= 0
-        return {'dw': (dw, dict(mask=mask, suspects=[('swapped', "this is db: dw has the extra factor x (d(x*w)/dw = x)", db)])),
-                'db': (db, dict(mask=mask, suspects=[('swapped', "this is dw: db has no factor x (d(x*w + b)/db = 1)", dw)]))}
-    return cases, call, ref
+def _scalar_grads_ref(x, w, b, y) -> dict:
+    _,(dw,db) = torch_grads(lambda w, b: ((x*w + b).relu() - y).pow(2).sum(), w, b)
+    return {'dw': dw, 'db': db}
 
-@_register('sigmoid_grad', '02_chain_rule', 'sigmoid_grad(x) -> Tensor, the derivative of sigmoid at x')
-def _sigmoid_grad():
-    def cases(g): return [("7x5 inputs of scale 4 (float64)", dict(x=_randn(g, 7, 5, scale=4.))),
-                          ("one row (float32)", dict(x=_randn(g, 1, 5, scale=4., dtype=torch.float32)))]
-    def call(ans, x): return {'': ans(x)}
-    def ref(x):
-        s = torch.sigmoid(x)
-        return {'': (torch_grads(lambda x: torch.sigmoid(x).sum(), x)[1][0],
-                     dict(suspects=[('not_derivative', "this is sigmoid(x) itself, not its derivative", s),
-                                    ('x_not_s', "this is x (1 - x): the formula s (1 - s) takes s = sigmoid(x), not x", x*(1 - x))]))}
-    return cases, call, ref
+def _xwby(g, shape, dtype): return {k: _randn(g, *shape, dtype=dtype) for k in ('x', 'w', 'b', 'y')}
+
+_exercise('scalar_grads', '02_chain_rule', 'scalar_grads(x, w, b, y) -> (dw, db) for sum((relu(x*w + b) - y)**2)',
+    cases=lambda g: [(f"shape {s} ({_dt(dt)})", _xwby(g, s, dt)) for s,dt in (((7,), _F64), ((3, 5), _F64), ((3, 5), _F32))],
+    call=_returns('x', 'w', 'b', 'y', parts=('dw', 'db')),
+    ref=_scalar_grads_ref,
+    opts=lambda x, w, b, **_: dict(mask=(x*w + b) <= 0),
+    mistakes=[('swapped', "dw and db are swapped: dw has the extra factor x (d(x*w)/dw = x), db has none (d(x*w + b)/db = 1)",
+               lambda **i: dict(zip(('db', 'dw'), _scalar_grads_ref(**i).values())))])
+
+_exercise('sigmoid_grad', '02_chain_rule', 'sigmoid_grad(x) -> Tensor, the derivative of sigmoid at x',
+    cases=_activation_cases(lambda g, x: dict(x=x)),
+    call=_returns('x'),
+    ref=lambda x: torch_grads(lambda x: torch.sigmoid(x).sum(), x)[1][0],
+    overflow="exp of inputs around 800 gives inf, and inf/inf is nan: write it with s = 1/(1 + exp(-x)), which stays finite",
+    mistakes=[('not_derivative', "this is sigmoid(x) itself, not its derivative", lambda x: torch.sigmoid(x)),
+              ('x_not_s', "this is x (1 - x): the formula s (1 - s) takes s = sigmoid(x), not x", lambda x: x*(1 - x))])
 
 # %% ../nbs/10_exercises.ipynb #6eaee3fd
-@_register('mse_grad', '03_backward', 'mse_grad(inp, targ) sets inp.g, inp (n, 1), targ (n,)')
-def _mse_grad():
-    def cases(g): return [(f"{n} rows", dict(inp=_randn(g, n, 1), targ=_randn(g, n))) for n in (7, 1)]
-    def call(ans, inp, targ):
-        ans(inp, targ)
-        return {'inp.g': _g(inp)}
-    def ref(inp, targ): return {'inp.g': (torch_grads(lambda o: F.mse_loss(o[:, 0], targ), inp)[1][0], dict(n=len(targ)))}
-    return cases, call, ref
+_exercise('mse_grad', '03_backward', 'mse_grad(inp, targ) sets inp.g, inp (n, 1), targ (n,)',
+    cases=_grid(lambda g, n, dt: dict(inp=_randn(g, n, 1, dtype=dt), targ=_randn(g, n, dtype=dt))),
+    call=_sets_g('inp', 'targ'),
+    ref=lambda inp, targ: {'inp.g': torch_grads(lambda o: F.mse_loss(o[:, 0], targ), inp)[1][0]},
+    opts=lambda targ, **_: dict(n=len(targ)))
 
-def _relu_inputs(g, n, m):
-    inp = _randn(g, n, m); inp[0, 0] = 0.               # both signs, and one exact 0 (where ReLU's gradient is 0)
-    return dict(inp=inp, out_g=_randn(g, n, m))
+def _relu_inputs(g, n, dtype):
+    inp = _randn(g, n, 5); inp[0, 0] = 0.               # both signs, and one exact 0 (where ReLU's gradient is 0)
+    inp = inp.to(dtype)
+    return dict(inp=inp, out=inp.clamp_min(0.), out_g=_randn(g, n, 5, dtype=dtype))
 
-@_register('relu_grad', '03_backward', 'relu_grad(inp, out) sets inp.g from out.g, out = relu(inp)')
-def _relu_grad():
-    def cases(g): return [(f"{n}x5 inputs", _relu_inputs(g, n, 5)) for n in (7, 1)]
-    def call(ans, inp, out_g):
-        out = inp.clamp_min(0.); out.g = out_g
-        ans(inp, out)
-        return {'inp.g': _g(inp)}
-    def ref(inp, out_g):
-        grad = torch_grads(lambda i: (i.relu()*out_g).sum(), inp)[1][0]
-        return {'inp.g': (grad, dict(mask=inp <= 0, suspects=[('mask_only', "this is the mask alone: multiply it by out.g", (inp > 0).to(inp.dtype))]))}
-    return cases, call, ref
+_exercise('relu_grad', '03_backward', 'relu_grad(inp, out) sets inp.g from out.g, out = relu(inp)',
+    cases=_grid(_relu_inputs),
+    call=_sets_g('inp', 'out'),
+    ref=lambda inp, out, out_g: {'inp.g': torch_grads(lambda i: (i.relu()*out_g).sum(), inp)[1][0]},
+    opts=lambda inp, **_: dict(mask=inp <= 0),
+    notes={'out_g': "out.g belongs to out: compute inp.g as a new tensor, e.g. (inp > 0) * out.g"},
+    mistakes=[('mask_only', "this is the mask alone: multiply it by out.g", lambda inp, **_: {'inp.g': (inp > 0).to(inp.dtype)})])
 
-@_register('lin_grad', '03_backward', 'lin_grad(inp, out, w, b) sets inp.g, w.g, b.g from out.g, out = inp @ w + b')
-def _lin_grad():
-    def cases(g): return [(f"{n}x5 inputs, w (5, 3)", dict(inp=_randn(g, n, 5), w=_randn(g, 5, 3), b=_randn(g, 3) + 1, out_g=_randn(g, n, 3)))
-                          for n in (7, 1)]
-    def call(ans, inp, w, b, out_g):
-        out = inp@w + b; out.g = out_g
-        ans(inp, out, w, b)
-        return {'inp.g': _g(inp), 'w.g': _g(w), 'b.g': _g(b)}
-    def ref(inp, w, b, out_g):
-        _,(gi,gw,gb) = torch_grads(lambda i, w, b: (F.linear(i, w.T, b)*out_g).sum(), inp, w, b)
-        n = len(inp)
-        axis = ('wrong_axis', "summed over the wrong axis: b.g sums out.g over the rows (dim 0)", out_g.sum(1))
-        return {'inp.g': (gi, dict(n=n)), 'w.g': (gw, dict(n=n)), 'b.g': (gb, dict(n=n, suspects=[axis] if n > 1 else []))}
-    return cases, call, ref
+def _lin_inputs(g, n, dtype):
+    inp,w,b = _randn(g, n, 5, dtype=dtype),_randn(g, 5, 3, dtype=dtype),_randn(g, 3, dtype=dtype) + 1
+    return dict(inp=inp, w=w, b=b, out=F.linear(inp, w.T, b), out_g=_randn(g, n, 3, dtype=dtype))
+
+def _lin_grad_ref(inp, w, b, out, out_g) -> dict:
+    _,gs = torch_grads(lambda i, w, b: (F.linear(i, w.T, b)*out_g).sum(), inp, w, b)
+    return dict(zip(('inp.g', 'w.g', 'b.g'), gs))
+
+_exercise('lin_grad', '03_backward', 'lin_grad(inp, out, w, b) sets inp.g, w.g, b.g from out.g, out = inp @ w + b',
+    cases=_grid(_lin_inputs),
+    call=_sets_g('inp', 'out', 'w', 'b', grads=('inp', 'w', 'b')),
+    ref=_lin_grad_ref,
+    opts=lambda inp, **_: dict(n=len(inp)),
+    mistakes=[('wrong_axis', "summed over the wrong axis: b.g sums out.g over the rows (dim 0)",
+               lambda out_g, **_: {'b.g': out_g.sum(1)})])
 
 # %% ../nbs/10_exercises.ipynb #eb4b81c2
 def _mlp3(x, w1, b1, w2, b2, w3, b3, relu=torch.relu):
@@ -321,210 +456,270 @@ def _leaky_relu_grad(h): return h + (h.relu() - h).detach()      # ReLU's value,
 
 _NAMES3 = ('x', 'w1', 'b1', 'w2', 'b2', 'w3', 'b3')
 
-@_register('backward3', '04_layers', 'backward3(x, targ, w1, b1, w2, b2, w3, b3) -> loss, sets .g on x and the six parameters')
-def _backward3():
-    def cases(g): return [(f"{n} rows of 5 inputs, layers 5-4-3-1", dict(
-        x=_randn(g, n, 5), targ=_randn(g, n), w1=_randn(g, 5, 4), b1=_randn(g, 4) + .5, w2=_randn(g, 4, 3),
-        b2=_randn(g, 3) + .5, w3=_randn(g, 3, 1), b3=_randn(g, 1) + .5)) for n in (7, 1)]
-    def call(ans, x, targ, w1, b1, w2, b2, w3, b3):
-        ts = (x, w1, b1, w2, b2, w3, b3)
-        loss = ans(x, targ, w1, b1, w2, b2, w3, b3)
-        return {'loss': loss, **{f"{k}.g": _g(t) for k,t in zip(_NAMES3, ts)}}
-    def ref(x, targ, w1, b1, w2, b2, w3, b3):
-        ts = (x, w1, b1, w2, b2, w3, b3)
-        loss,grads = torch_grads(lambda *ts: F.mse_loss(_mlp3(*ts)[:, 0], targ), *ts)
-        _,leaky = torch_grads(lambda *ts: F.mse_loss(_mlp3(*ts, relu=_leaky_relu_grad)[:, 0], targ), *ts)
-        note = "the gradient passes through the ReLUs where their input is negative (no mask in the backward pass)"
-        return {'loss': (loss, {}), **{f"{k}.g": (gr, dict(n=len(x), suspects=[('relu_leak', note, lk)]))
-                                       for k,gr,lk in zip(_NAMES3, grads, leaky)}}
-    return cases, call, ref
+def _backward3_inputs(g, n, dtype):
+    shapes = dict(x=(n, 5), targ=(n,), w1=(5, 4), b1=(4,), w2=(4, 3), b2=(3,), w3=(3, 1), b3=(1,))
+    return {k: _randn(g, *s, dtype=dtype) + (.5 if k[0] == 'b' else 0.) for k,s in shapes.items()}
 
-@_register('Sigmoid', '04_layers', 'class Sigmoid(Module) with forward(self, inp) and bwd(self, out, inp)')
-def _sigmoid_module():
-    def cases(g): return [(f"{n}x5 inputs of scale 4", dict(inp=_randn(g, n, 5, scale=4.), out_g=_randn(g, n, 5))) for n in (7, 1)]
-    def call(ans, inp, out_g):
-        m = ans() if isinstance(ans, type) else ans
-        if not hasattr(m, 'backward'): raise TypeError(f"expected a Module subclass (from minibp.layers), got {type(m).__name__}")
-        out = m(inp); out.g = out_g
-        m.backward()
-        return {'output': out, 'inp.g': _g(inp)}
-    def ref(inp, out_g):
-        s = torch.sigmoid(inp)
-        return {'output': (s, {}), 'inp.g': (torch_grads(lambda i: (torch.sigmoid(i)*out_g).sum(), inp)[1][0], dict(suspects=[
-            ('no_out_g', "forgot to multiply by out.g (the chain rule)", s*(1 - s)),
-            ('x_not_s', "used inp (1 - inp): the formula s (1 - s) takes s = the output", inp*(1 - inp)*out_g)]))}
-    return cases, call, ref
+def _backward3_ref(x, targ, w1, b1, w2, b2, w3, b3, relu=torch.relu) -> dict:
+    loss,grads = torch_grads(lambda *ts: F.mse_loss(_mlp3(*ts, relu=relu)[:, 0], targ), x, w1, b1, w2, b2, w3, b3)
+    return {'loss': loss, **{f"{k}.g": gr for k,gr in zip(_NAMES3, grads)}}
+
+_exercise('backward3', '04_layers', 'backward3(x, targ, w1, b1, w2, b2, w3, b3) -> loss, sets .g on x and the six parameters',
+    cases=_grid(_backward3_inputs),
+    call=_sets_g('x', 'targ', *_NAMES3[1:], grads=_NAMES3, ret='loss'),
+    ref=_backward3_ref,
+    opts=lambda x, **_: dict(n=len(x)),
+    mistakes=[('relu_leak', "the gradient passes through the ReLUs where their input is negative (no mask in the backward pass)",
+               lambda **i: {k: v for k,v in _backward3_ref(**i, relu=_leaky_relu_grad).items() if k != 'loss'})])
+
+def _layer(ans):
+    "A fresh layer of the answer's class (the answer is the class, or an instance of it)"
+    m = ans() if isinstance(ans, type) else type(ans)()
+    if not (callable(m) and hasattr(m, 'bwd') and hasattr(m, 'backward')):
+        raise _Wrong('kind', f"expected a Module subclass (from minibp.layers) with forward and bwd, got {type(m).__name__}")
+    return m
+
+def _sigmoid_layer_call(ans, inp, out_g, fan_out:bool):
+    "Used as a Module is: called, its output given `.g`, `backward()`; with `fan_out`, two layers and a sum on one input"
+    a = _layer(ans)
+    s = a(inp)
+    if not fan_out:
+        s.g = out_g
+        a.backward()
+        return {'output': s, 'inp.g': _g(inp)}
+    b = _layer(ans)
+    s2 = b(inp)
+    s.g = s2.g = inp.g = out_g      # y = s + s2 + inp: the sum's backward hands y.g itself to each of its inputs
+    b.bwd(s2, inp); a.bwd(s, inp)
+    return {'output': s, 'inp.g': _g(inp)}
+
+def _sigmoid_layer_ref(inp, out_g, fan_out:bool) -> dict:
+    f = (lambda i: torch.sigmoid(i)*2 + i) if fan_out else torch.sigmoid
+    return {'output': torch.sigmoid(inp), 'inp.g': torch_grads(lambda i: (f(i)*out_g).sum(), inp)[1][0]}
+
+def _sigmoid_layer_cases(g):
+    fan_out = ("7x5 inputs of scale 4 (float64), each feeding two Sigmoid layers and the sum y = s1 + s2 + inp",
+               dict(inp=_randn(g, 7, 5, scale=4.), out_g=_randn(g, 7, 5), fan_out=True))
+    return _activation_cases(lambda g, x: dict(inp=x, out_g=_randn(g, *x.shape, dtype=x.dtype), fan_out=False))(g) + [fan_out]
+
+_exercise('Sigmoid', '04_layers', 'class Sigmoid(Module) with forward(self, inp) and bwd(self, out, inp)',
+    kind='class',
+    cases=_sigmoid_layer_cases,
+    call=_sigmoid_layer_call,
+    ref=_sigmoid_layer_ref,
+    overflow="exp of inputs around 800 gives inf, and inf/inf is nan: write it with s = 1/(1 + exp(-inp)), which stays finite",
+    notes={'out_g': ("a gradient may be shared (here inp.g is y.g itself, as a sum's backward leaves it), so `+=` or another "
+                     "in-place operation on a .g writes into others: add out of place, add_grad(inp, ...)")},
+    mistakes=[('no_out_g', "forgot to multiply by out.g (the chain rule)",
+               lambda inp, fan_out, **_: {} if fan_out else {'inp.g': torch.sigmoid(inp)*(1 - torch.sigmoid(inp))}),
+              ('x_not_s', "used inp (1 - inp): the formula s (1 - s) takes s = the output",
+               lambda inp, out_g, fan_out: {} if fan_out else {'inp.g': inp*(1 - inp)*out_g}),
+              ('overwrites', ("inp.g is assigned where it must be added to: one input feeds several layers, "
+                              "and its gradient is the sum of theirs (add_grad)"),
+               lambda inp, out_g, fan_out: {'inp.g': torch.sigmoid(inp)*(1 - torch.sigmoid(inp))*out_g} if fan_out else {})])
 
 # %% ../nbs/10_exercises.ipynb #9dcccaee
-@_register('central_difference', '05_gradcheck', 'central_difference(f, t, eps=1e-6) -> Tensor, the numerical gradient of f() w.r.t. t')
-def _central_difference():
-    def cases(g): return [(f"t of shape {s}, eps={eps}", dict(t=_randn(g, *s), c=_randn(g, *s), eps=eps)) for s,eps in (((3, 4), 1e-3), ((1, 5), None))]
-    def call(ans, t, c, eps):
-        grad = ans(lambda: (t.tanh()*c).sum(), t, **({} if eps is None else dict(eps=eps)))
-        return {'gradient': grad, 't after the call': t}
-    def ref(t, c, eps):
-        h = eps or 1e-6
-        one_sided = ('one_sided', "a one-sided difference (f(t+eps) - f(t)) / eps: use (f(t+eps) - f(t-eps)) / (2 eps)",
-                     lambda: c*((t + h).tanh() - t.tanh())/h)
-        return {'gradient': (torch_grads(lambda t: (t.tanh()*c).sum(), t)[1][0], dict(tol=1e-5, suspects=[one_sided])),
-                't after the call': (t, dict(hint="t must be as it was: put each entry back after evaluating f", suspects=[
-                    ('not_restored', "t was left changed: put each entry back after evaluating f", t - h)]))}
-    return cases, call, ref
+def _central_difference_call(ans, t, c, eps):
+    return {'gradient': ans(lambda: (t.tanh()*c).sum(), t, **({} if eps is None else dict(eps=eps)))}
 
-@_register('rel_err', '05_gradcheck', 'rel_err(a, b) -> float, max|a - b| / max|b|')
-def _rel_err():
-    def cases(g):
-        out = []
-        for n in (7, 1):
-            b = _randn(g, n, 5); b[0, 2] = -5.                  # b's largest magnitude is negative: max(b) is not max|b|
-            out.append((f"{n}x5 tensors", dict(a=b + _randn(g, n, 5, scale=.1), b=b)))
-        return out
-    def call(ans, a, b): return {'': _number(ans(a, b))}
-    def ref(a, b):
-        inf = float('inf')
-        d = (a - b).abs()
-        return {'': (torch.linalg.vector_norm(a - b, inf)/torch.linalg.vector_norm(b, inf), dict(suspects=[
-            ('denominator', "divided by max|a|: the reference b goes in the denominator", d.max()/a.abs().max()),
-            ('no_abs', "max(b) is not max|b| when b's largest magnitude is negative: take abs() first", d.max()/b.max()),
-            ('mean', "a mean where the max belongs", d.mean()/b.abs().mean()),
-            ('elementwise', "the largest elementwise |a-b|/|b|: divide by the largest |b| instead", (d/b.abs()).max())]))}
-    return cases, call, ref
+_exercise('central_difference', '05_gradcheck', 'central_difference(f, t, eps=1e-6) -> Tensor, the numerical gradient of f() w.r.t. t',
+    cases=lambda g: [(f"t of shape {s}, eps={eps}", dict(t=_randn(g, *s), c=_randn(g, *s), eps=eps))
+                     for s,eps in (((3, 4), 1e-3), ((1, 5), None))],
+    call=_central_difference_call,
+    ref=lambda t, c, eps: {'gradient': torch_grads(lambda t: (t.tanh()*c).sum(), t)[1][0]},
+    tol=1e-5, why="a finite difference approximates the derivative: its truncation and rounding errors are within the tolerance 1e-5",
+    notes={'t': "t must be as it was: put each entry back after evaluating f"},
+    mistakes=[('one_sided', "a one-sided difference (f(t+eps) - f(t)) / eps: use (f(t+eps) - f(t-eps)) / (2 eps)",
+               lambda t, c, eps: {'gradient': c*((t + (eps or 1e-6)).tanh() - t.tanh())/(eps or 1e-6)})])
+
+def _rel_err_cases(g):
+    out = []
+    for n in (7, 1):
+        b = _randn(g, n, 5); b[0, 2] = -5.                  # b's largest magnitude is negative: max(b) is not max|b|
+        out.append((f"{n}x5 tensors", dict(a=b + _randn(g, n, 5, scale=.1), b=b)))
+    return out
+
+_exercise('rel_err', '05_gradcheck', 'rel_err(a, b) -> float, max|a - b| / max|b|',
+    cases=_rel_err_cases,
+    call=_returns('a', 'b', number=True),
+    ref=lambda a, b: torch.linalg.vector_norm(a - b, float('inf'))/torch.linalg.vector_norm(b, float('inf')),
+    mistakes=[('denominator', "divided by max|a|: the reference b goes in the denominator", lambda a, b: (a - b).abs().max()/a.abs().max()),
+              ('no_abs', "max(b) is not max|b| when b's largest magnitude is negative: take abs() first",
+               lambda a, b: (a - b).abs().max()/b.max()),
+              ('mean', "a mean where the max belongs", lambda a, b: (a - b).abs().mean()/b.abs().mean()),
+              ('elementwise', "the largest elementwise |a-b|/|b|: divide by the largest |b| instead",
+               lambda a, b: ((a - b).abs()/b.abs()).max())])
 
 # %% ../nbs/10_exercises.ipynb #a16470a0
-@_register('logsumexp', '06_cross_entropy', 'logsumexp(x) -> Tensor, stable, over the last axis')
-def _logsumexp():
-    def cases(g): return [(f"{n}x5 logits of scale {s} ({str(dt)[6:]})", dict(x=_randn(g, n, 5, scale=s, dtype=dt)))
-                          for n,s,dt in ((7, 3., torch.float64), (7, 1000., torch.float64), (1, 1000., torch.float64), (7, 100., torch.float32))]
-    def call(ans, x): return {'': ans(x)}
-    def ref(x): return {'': (torch.logsumexp(x, -1), dict(suspects=[
-        ('max_not_added', "the max is subtracted but not added back",
-         lambda: torch.logsumexp(x, -1) - x.max(-1).values),
-        ('wrong_axis', "over the wrong axis: use the last one (dim=-1)", lambda: torch.logsumexp(x, 0))]))}
-    return cases, call, ref
+_OVERFLOW = "exp of logits around 1000 gives inf; subtract the row max"
 
-@_register('log_softmax_grad', '06_cross_entropy', 'log_softmax_grad(inp, out) sets inp.g from out.g, out = log_softmax(inp)')
-def _log_softmax_grad():
-    def cases(g): return [(f"{n}x5 logits", dict(inp=_randn(g, n, 5, scale=2.), out_g=_randn(g, n, 5))) for n in (7, 1)]
-    def call(ans, inp, out_g):
-        out = F.log_softmax(inp, -1); out.g = out_g
-        ans(inp, out)
-        return {'inp.g': _g(inp)}
-    def ref(inp, out_g):
-        sm = F.softmax(inp, -1)
-        grad = torch_grads(lambda i: (F.log_softmax(i, -1)*out_g).sum(), inp)[1][0]
-        return {'inp.g': (grad, dict(suspects=[
-            ('no_row_sum', "the sum over the row is missing: each output of a row depends on every input of that row, through the normaliser", out_g - sm*out_g),
-            ('wrong_axis', "out.g summed over the wrong axis: the normaliser sums over each row (the last axis)", out_g - sm*out_g.sum(0, keepdim=True))]))}
-    return cases, call, ref
+_exercise('logsumexp', '06_cross_entropy', 'logsumexp(x) -> Tensor, stable, over the last axis',
+    cases=_logit_cases(lambda g, x: dict(x=x)),
+    call=_returns('x'),
+    ref=lambda x: torch.logsumexp(x, -1),
+    overflow=_OVERFLOW,
+    mistakes=[('max_not_added', "the max is subtracted but not added back", lambda x: torch.logsumexp(x, -1) - x.max(-1).values),
+              ('wrong_axis', "over the wrong axis: use the last one (dim=-1)", lambda x: torch.logsumexp(x, 0))])
 
-@_register('cross_entropy_grad', '06_cross_entropy', 'cross_entropy_grad(inp, targ) sets inp.g, the gradient of the mean cross-entropy')
-def _cross_entropy_grad():
-    def cases(g): return [(f"{n}x5 logits", dict(inp=_randn(g, n, 5, scale=2.), targ=torch.randint(0, 5, (n,), generator=g))) for n in (7, 1)]
-    def call(ans, inp, targ):
-        ans(inp, targ)
-        return {'inp.g': _g(inp)}
-    def ref(inp, targ):
-        grad = torch_grads(lambda i: F.cross_entropy(i, targ), inp)[1][0]
-        no_hot = ('no_one_hot', "the 1 at the target class is not subtracted",
-                  F.softmax(inp, -1)/len(inp))
-        return {'inp.g': (grad, dict(n=len(inp), suspects=[no_hot]))}
-    return cases, call, ref
+def _log_softmax_grad_ref(inp, out, out_g) -> dict:
+    return {'inp.g': torch_grads(lambda i: (F.log_softmax(i, -1)*out_g).sum(), inp)[1][0]}
+
+_exercise('log_softmax_grad', '06_cross_entropy', 'log_softmax_grad(inp, out) sets inp.g from out.g, out = log_softmax(inp)',
+    cases=_logit_cases(lambda g, x: dict(inp=x, out=F.log_softmax(x, -1), out_g=_randn(g, *x.shape, dtype=x.dtype))),
+    call=_sets_g('inp', 'out'),
+    ref=_log_softmax_grad_ref,
+    overflow=_OVERFLOW + " (or take softmax = out.exp(): out is the stable log_softmax)",
+    mistakes=[('no_row_sum', ("the sum over the row is missing: each output of a row depends on every input of that row, "
+                              "through the normaliser"), lambda inp, out, out_g: {'inp.g': out_g - out.exp()*out_g}),
+              ('wrong_axis', "out.g summed over the wrong axis: the normaliser sums over each row (the last axis)",
+               lambda inp, out, out_g: {'inp.g': out_g - out.exp()*out_g.sum(0, keepdim=True)})])
+
+_exercise('cross_entropy_grad', '06_cross_entropy', 'cross_entropy_grad(inp, targ) sets inp.g, the gradient of the mean cross-entropy',
+    cases=_logit_cases(lambda g, x: dict(inp=x, targ=torch.randint(0, 5, (len(x),), generator=g))),
+    call=_sets_g('inp', 'targ'),
+    ref=lambda inp, targ: {'inp.g': torch_grads(lambda i: F.cross_entropy(i, targ), inp)[1][0]},
+    opts=lambda inp, **_: dict(n=len(inp)),
+    overflow=_OVERFLOW,
+    notes={'inp': "subtract the row max into a new tensor (inp - m), not in place: the caller's logits must stay"},
+    mistakes=[('no_one_hot', "the 1 at the target class is not subtracted",
+               lambda inp, targ: {'inp.g': F.softmax(inp, -1)/len(inp)})])
 
 # %% ../nbs/10_exercises.ipynb #4d75cf8c
-def _sgd_variant(params, grads, lr, momentum, wd, variant):
+def _sgd_variant(params, p_g, lr, momentum, wd, variant):
     "Parameters after the steps of a wrong SGD the checker recognises"
     ps,bufs = [p.clone() for p in params],[torch.zeros_like(p) for p in params]
-    for gs in grads:
+    for gs in p_g:
         for p,buf,g in zip(ps, bufs, gs):
             if variant == 'wd_after_momentum': buf.mul_(momentum).add_(g); p.sub_(lr*(buf + wd*p))
             elif variant == 'ema': buf.mul_(momentum).add_((1 - momentum)*(g + wd*p)); p.sub_(lr*buf)
     return ps
 
-def _torch_sgd(params, grads, lr, momentum, wd):
-    "Parameters and momentum buffers after PyTorch's SGD (`torch.optim.sgd.sgd`, what `torch.optim.SGD.step` runs) over `grads`"
+def _torch_sgd(params, p_g, lr, momentum, wd):
+    "Parameters and momentum buffers after PyTorch's SGD (`torch.optim.sgd.sgd`, what `torch.optim.SGD.step` runs) over `p_g`"
     ps,bufs = [p.clone() for p in params],[None]*len(params)
-    for gs in grads: _sgd(ps, [g.clone() for g in gs], bufs, weight_decay=wd, momentum=momentum, lr=lr,
-                          dampening=0., nesterov=False, maximize=False, foreach=False)
+    for gs in p_g: _sgd(ps, [g.clone() for g in gs], bufs, weight_decay=wd, momentum=momentum, lr=lr,
+                        dampening=0., nesterov=False, maximize=False, foreach=False)
     return ps,bufs
 
-@_register('sgd_step', '07_training', 'sgd_step(params, bufs, lr, momentum, wd) updates params (with .g) and bufs in place')
-def _sgd_step():
-    def cases(g):
-        out = []
-        for steps,mom in ((3, .9), (2, 0.)):
-            params = [_randn(g, 5, 3), _randn(g, 3)]
-            out.append((f"{steps} steps on w (5, 3) and b (3,), lr=0.1, momentum={mom}, wd=0.01",
-                        dict(params=params, grads=[[_randn(g, *p.shape) for p in params] for _ in range(steps)], lr=.1, momentum=mom, wd=.01)))
-        return out
-    def call(ans, params, grads, lr, momentum, wd):
-        bufs = [torch.zeros_like(p) for p in params]
-        for gs in grads:
-            for p,g in zip(params, gs): p.g = g.clone()
-            ans(params, bufs, lr, momentum, wd)
-        return {**{f"params[{i}]": p for i,p in enumerate(params)}, **{f"bufs[{i}]": b for i,b in enumerate(bufs)}}
-    def ref(params, grads, lr, momentum, wd):
-        ps,bufs = _torch_sgd(params, grads, lr, momentum, wd)
-        sus = [[('not_in_place', "the parameters did not change: update them in place (p -= ..., p.add_(...)), not by rebinding a name", p)
-                for p in params],
-               _torch_sgd(params, grads, lr, momentum, 0.)[0], _torch_sgd(params, grads, lr, 0., wd)[0],
-               _sgd_variant(params, grads, lr, momentum, wd, 'wd_after_momentum'), _sgd_variant(params, grads, lr, momentum, wd, 'ema')]
-        notes = [None, ('no_weight_decay', "weight decay is missing: torch adds wd * p to the gradient first"),
-                 ('no_momentum', "the momentum buffer is not used to update the parameters"),
-                 ('wd_after_momentum', "weight decay is added after the momentum: torch adds wd * p to the gradient first, then updates buf"),
-                 ('ema', "the buffer is an average, buf = momentum*buf + (1-momentum)*g: torch's is buf = momentum*buf + g")]
-        out = {}
-        for i,p in enumerate(ps):
-            s = [sus[0][i]] + [(c, t, v[i]) for (c,t),v in zip(notes[1:], sus[1:]) if momentum or c not in ('no_momentum', 'ema')]
-            out[f"params[{i}]"] = (p, dict(suspects=s))
-        if momentum:
-            lr_note = {lr: "the buffer holds lr × torch's: keep lr out of it (buf = momentum*buf + g; p -= lr*buf)"}
-            for i,b in enumerate(bufs): out[f"bufs[{i}]"] = (b, dict(factors=lr_note))
-        return out
-    return cases, call, ref
+def _named(name:str, ts) -> dict: return {f"{name}[{i}]": t for i,t in enumerate(ts) if t is not None}
 
-@_register('accuracy', '07_training', 'accuracy(logits, targ) -> float, the fraction of rows whose largest logit is the target')
-def _accuracy():
-    def cases(g):
-        logits = _randn(g, 7, 5)
-        targ = logits.argmax(-1); targ[:4] = (targ[:4] + 1) % 5             # 3 of 7 right
-        one = _randn(g, 1, 5)
-        return [("7 rows, 3 right", dict(logits=logits, targ=targ)), ("one row, right", dict(logits=one, targ=one.argmax(-1)))]
-    def call(ans, logits, targ): return {'': _number(ans(logits, targ))}
-    def ref(logits, targ):
-        n = len(targ)
-        right = (logits.argmax(-1) == targ).double()
-        return {'': (right.mean(), dict(tol=1e-6, factors={float(n): "a count, not a fraction: divide by the number of rows",
-                                                          100.: "a percentage: return a fraction between 0 and 1"},
-                                        suspects=[('error_rate', "this is the error rate: the fraction of rows predicted right is wanted", 1 - right.mean())]))}
-    return cases, call, ref
+def _sgd_cases(g):
+    out = []
+    for steps,mom in ((3, .9), (2, 0.)):
+        params = [_randn(g, 5, 3), _randn(g, 3)]
+        out.append((f"{steps} steps on w (5, 3) and b (3,), lr=0.1, momentum={mom}, wd=0.01",
+                    dict(params=params, p_g=[[_randn(g, *p.shape) for p in params] for _ in range(steps)], lr=.1, momentum=mom, wd=.01)))
+    return out
+
+def _sgd_call(ans, params, p_g, lr, momentum, wd):
+    "One call per step, each parameter's `.g` its gradient of that step; the buffers start at zero"
+    bufs = [torch.zeros_like(p) for p in params]
+    for gs in p_g:
+        for p,g in zip(params, gs): p.g = g
+        ans(params, bufs, lr, momentum, wd)
+    return {**_named('params', params), **_named('bufs', bufs)}
+
+def _sgd_ref(**i) -> dict:
+    ps,bufs = _torch_sgd(**i)
+    return {**_named('params', ps), **_named('bufs', bufs)}
+
+_exercise('sgd_step', '07_training', 'sgd_step(params, bufs, lr, momentum, wd) updates params (with .g) and bufs in place',
+    cases=_sgd_cases,
+    call=_sgd_call,
+    ref=_sgd_ref,
+    writes=('params',),
+    notes={'p_g': "read the gradient, do not write into it: torch's SGD adds the weight decay out of place (p.g + wd*p)"},
+    mistakes=[('not_in_place', "the parameters did not change: update them in place (p -= ..., p.add_(...)), not by rebinding a name",
+               lambda params, **_: _named('params', params)),
+              ('no_weight_decay', "weight decay is missing: torch adds wd * p to the gradient first",
+               lambda wd, **i: _named('params', _torch_sgd(wd=0., **i)[0])),
+              ('no_momentum', "the momentum buffer is not used to update the parameters",
+               lambda momentum, **i: _named('params', _torch_sgd(momentum=0., **i)[0])),
+              ('wd_after_momentum', "weight decay is added after the momentum: torch adds wd * p to the gradient first, then updates buf",
+               lambda **i: _named('params', _sgd_variant(**i, variant='wd_after_momentum'))),
+              ('ema', "the buffer is an average, buf = momentum*buf + (1-momentum)*g: torch's is buf = momentum*buf + g",
+               lambda **i: _named('params', _sgd_variant(**i, variant='ema'))),
+              ('lr_in_buf', "the buffer holds lr × torch's: keep lr out of it (buf = momentum*buf + g; p -= lr*buf)",
+               lambda lr, **i: _named('bufs', [None if b is None else lr*b for b in _torch_sgd(lr=lr, **i)[1]]))])
+
+def _accuracy_cases(g):
+    logits = _randn(g, 7, 5)
+    targ = logits.argmax(-1); targ[:4] = (targ[:4] + 1) % 5             # 3 of 7 right
+    one = _randn(g, 1, 5)
+    return [("7 rows, 3 right", dict(logits=logits, targ=targ)), ("one row, right", dict(logits=one, targ=one.argmax(-1)))]
+
+def _right(logits, targ) -> Tensor: return (logits.argmax(-1) == targ).double()
+
+_exercise('accuracy', '07_training', 'accuracy(logits, targ) -> float, the fraction of rows whose largest logit is the target',
+    cases=_accuracy_cases,
+    call=_returns('logits', 'targ', number=True),
+    ref=lambda logits, targ: _right(logits, targ).mean(),
+    tol=1e-6, why="a mean taken in float32 rounds at about its 8th digit, within the tolerance 1e-6",
+    mistakes=[('count', "a count, not a fraction: divide by the number of rows", lambda **i: _right(**i).sum()),
+              ('percentage', "a percentage: return a fraction between 0 and 1", lambda **i: 100*_right(**i).mean()),
+              ('error_rate', "this is the error rate: the fraction of rows predicted right is wanted", lambda **i: 1 - _right(**i).mean())])
 
 # %% ../nbs/10_exercises.ipynb #e11359d3
-def _engine_op(name, torch_fn, deriv_of_input):
-    "(cases, call, ref) for an engine operation `name` that must behave like `torch_fn`"
-    def cases(g): return [(f"{n}x5 Var of scale 3", dict(x=_randn(g, n, 5, scale=3.), out_g=_randn(g, n, 5))) for n in (7, 1)]
+def _engine_call(name):
+    "`call` for an engine operation: `answer(Var(x))` must return a `Var`; its `backward(out_g)` fills `x.grad`"
     def call(ans, x, out_g):
         xv = Var(x, requires_grad=True)
         y = ans(xv)
-        if not isinstance(y, Var): raise TypeError(f"expected {name} to return a Var (made with Var.from_op), got {type(y).__name__}")
+        if not isinstance(y, Var): raise _Wrong('type', f"expected {name}(x) to return a Var (made with Var.from_op), got {type(y).__name__}")
         y.backward(out_g)
         return {'value': y.data, 'x.grad': xv.grad}
-    def ref(x, out_g):
-        y = torch_fn(x)
-        grad = torch_grads(lambda x: (torch_fn(x)*out_g).sum(), x)[1][0]
-        return {'value': (y, {}), 'x.grad': (grad, dict(suspects=[
-            ('no_g', "not multiplied by the incoming gradient g: backward returns g times the local derivative",
-             lambda: torch_grads(lambda x: torch_fn(x).sum(), x)[1][0]),
-            ('input_not_output', f"the derivative written in the input x where it is in terms of the output ({deriv_of_input[0]})",
-             deriv_of_input[1](x)*out_g)]))}
-    return cases, call, ref
+    return call
 
-@_register('tanh', '08_engine', 'tanh(x: Var) -> Var, with its backward')
-def _tanh(): return _engine_op('tanh', torch.tanh, ('1 - t**2 with t = tanh(x)', lambda x: 1 - x**2))
+def _engine_op(name:str, fn, deriv_of_input:tuple, overflow:str):
+    "The record of the engine operation `name`, which must behave like `fn`; `deriv_of_input`: the derivative misread in x"
+    grad = lambda x, out_g: torch_grads(lambda x: (fn(x)*out_g).sum(), x)[1][0]
+    _exercise(name, '08_engine', f"{name}(x: Var) -> Var, with its backward",
+        cases=_activation_cases(lambda g, x: dict(x=x, out_g=_randn(g, *x.shape, dtype=x.dtype))),
+        call=_engine_call(name),
+        ref=lambda x, out_g: {'value': fn(x), 'x.grad': grad(x, out_g)},
+        overflow=overflow,
+        notes={'out_g': "backward gets the result's gradient g to read: return a new tensor (g * ...), not g.mul_(...)"},
+        mistakes=[('no_g', "not multiplied by the incoming gradient g: backward returns g times the local derivative",
+                   lambda x, out_g: {'x.grad': grad(x, torch.ones_like(out_g))}),
+                  ('input_not_output', f"the derivative written in the input x where it is in terms of the output ({deriv_of_input[0]})",
+                   lambda x, out_g: {'x.grad': deriv_of_input[1](x)*out_g})])
 
-@_register('sigmoid', '08_engine', 'sigmoid(x: Var) -> Var, with its backward')
-def _sigmoid(): return _engine_op('sigmoid', torch.sigmoid, ('s * (1 - s) with s = sigmoid(x)', lambda x: x*(1 - x)))
+_engine_op('tanh', torch.tanh, ('1 - t**2 with t = tanh(x)', lambda x: 1 - x**2),
+           "exp of inputs around 800 gives inf, and inf/inf is nan: use x.data.tanh(), or write it with exp(-2|x|)")
+_engine_op('sigmoid', torch.sigmoid, ('s * (1 - s) with s = sigmoid(x)', lambda x: x*(1 - x)),
+           "exp of inputs around 800 gives inf, and inf/inf is nan: write it with s = 1/(1 + exp(-x)), which stays finite")
 
 # %% ../nbs/10_exercises.ipynb #e48c2951
+def _kind(ex:Exercise, answer) -> Verdict|None:
+    "A wrong verdict if `answer` is a class where the exercise wants a function, or the reverse; naming the other exercise"
+    is_class = isinstance(answer, type) or hasattr(answer, 'bwd')
+    if is_class == (ex.kind == 'class'): return None
+    got = f"the class {answer.__name__}" if isinstance(answer, type) else f"a {type(answer).__name__} ({getattr(answer, '__name__', '?')})"
+    want = "a Module subclass (the class itself)" if ex.kind == 'class' else "a function"
+    others = [n for n in EXERCISES if n.lower() == ex.name.lower() and n != ex.name]
+    see = ''.join(f"; {n!r} is another exercise, {EXERCISES[n].signature}: call exercise({n!r}, ...) for that" for n in others)
+    return Verdict('wrong', ex.name, f"{ex.name!r} wants {want}, {ex.signature}; got {got}{see}", 'kind')
+
+def _reference(ex:Exercise, inputs:dict) -> tuple:
+    "The expected parts, and each part's likely mistakes as (code, sentence, wrong value); computed on copies of `inputs`"
+    expected,mistakes = _parts(ex.ref(**_clone(inputs))),{}
+    for code,sentence,build in ex.mistakes:
+        for k,w in _parts(build(**_clone(inputs))).items(): mistakes.setdefault(k, []).append((code, sentence, w))
+    return expected,mistakes
+
+def _run_case(ex:Exercise, answer, inputs:dict, where:str) -> Verdict:
+    "The verdict on one case: the answer runs on `inputs` themselves; then what it changed, then each part"
+    expected,mistakes = _reference(ex, inputs)
+    before = _clone(inputs)
+    try: got = ex.call(answer, **inputs)
+    except NotImplementedError as e: return Verdict('todo', ex.name, str(e) or f"replace the stub with your {ex.signature}", 'todo')
+    except _Wrong as e: return Verdict('wrong', ex.name, where + e.sentence, e.code)
+    except Exception as e: return Verdict('wrong', ex.name, f"{where}raised {type(e).__name__}: {e}", 'exception')
+    if (r := _changed(ex, inputs, before)): return Verdict('wrong', ex.name, where + r[1], r[0])
+    opts = {**ex.check_opts, **(ex.opts(**before) if ex.opts else {})}
+    return _verdict(ex.name, [(k, _compare(got.get(k), e, mistakes=mistakes.get(k, ()), **opts)) for k,e in expected.items()], where)
+
+# %% ../nbs/10_exercises.ipynb #9f6b2d3a
 def exercise(name:str,      # the exercise, one of `EXERCISES`
              answer,        # the student's function (or, for 'Sigmoid', the Module subclass)
              seed:int=0,    # seeds the inputs; the verdict is the same on every run for one seed
@@ -532,18 +727,14 @@ def exercise(name:str,      # the exercise, one of `EXERCISES`
     "Check `answer` for the exercise `name` on inputs that expose the usual mistakes; print and return the `Verdict`"
     if name not in EXERCISES: raise ValueError(f"exercise: no exercise named {name!r}; expected one of {', '.join(EXERCISES)}")
     ex = EXERCISES[name]
-    done = []
-    for label,inputs in ex.cases(torch.Generator().manual_seed(seed)):
-        exp = ex.ref(**inputs)
-        try: got = ex.call(answer, **{k: _clone(t) for k,t in inputs.items()})
-        except NotImplementedError as e: v = Verdict('todo', name, str(e) or f"replace the stub with your {ex.signature}", 'todo'); break
-        except Exception as e: v = Verdict('wrong', name, f"on {label}: raised {type(e).__name__}: {e}", 'exception'); break
-        v = _verdict(name, [(k, got.get(k), e, opts) for k,(e,opts) in exp.items()], where=f"on {label}: ")
-        if not v.ok: break
-        done.append(v)
-    else:
-        close = [c for c in done if c.status == 'close']
-        v = Verdict('close', name, max_abs=max(c.max_abs for c in close), rel=max(c.rel for c in close)) if close else Verdict('exact', name)
+    v = _kind(ex, answer)
+    if v is None:
+        oks = []
+        for label,inputs in ex.cases(torch.Generator().manual_seed(seed)):
+            v = _run_case(ex, answer, inputs, f"on {label}: ")
+            if not v.ok: break
+            oks.append(v)
+        else: v = _ok(name, oks)
     v._printed = _cell_count() or -1
     print(repr(v))
     return v
