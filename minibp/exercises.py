@@ -73,14 +73,16 @@ def _as_tensor(got, like:Tensor):
     if isinstance(got, (bool, int, float)): return torch.tensor(float(got), dtype=like.dtype)
     return None
 
+def _e(x:float) -> str: return f"{x:.0e}".replace('e-0', 'e-')     # 1e-4, not 0.0001
+
 def _why_close(dtype, rel:float, tol:float, why:str='') -> str:
     "Why an answer within the tolerance is not bit-for-bit the reference"
     if why: return why
     if dtype == torch.float32:
-        return ("float32 rounding differs between kernels (`x @ w + b` and the reference's fused `addmm`, "
-                f"or a sum in another order round differently); within float32's tolerance {tol:g}")
+        return ("float32 rounding differs between kernels (`x @ w + b` against the reference's fused `addmm` adds in "
+                f"another order); within float32's tolerance {_e(tol)}")
     if rel < 1e-12: return "rounding in the last bits: the same arithmetic in another order than the reference's"
-    return f"within the tolerance {tol:g}"
+    return f"within the tolerance {_e(tol)}"
 
 class _Part:
     "One tensor of an answer and its reference, with what the exercise knows about it (the `check` options)"
@@ -761,8 +763,8 @@ def _kind(ex:Exercise, answer) -> Verdict|None:
     got = f"the class {answer.__name__}" if isinstance(answer, type) else f"a {type(answer).__name__}"
     want = "a Module subclass (the class itself)" if ex.kind == 'class' else "a function"
     others = [n for n in EXERCISES if n.lower() == ex.name.lower() and n != ex.name]
-    see = ''.join(f"; {n!r} is another exercise, {EXERCISES[n].signature}: call exercise({n!r}, ...)" for n in others)
-    return Verdict('wrong', ex.name, f"{ex.name!r} wants {want}, {ex.signature}; got {got}{see}", 'kind')
+    see = ''.join(f" (for {EXERCISES[n].signature}, call exercise({n!r}, ...))" for n in others)
+    return Verdict('wrong', ex.name, f"{ex.name!r} wants {want}: {ex.signature}; got {got}{see}", 'kind')
 
 def _reference(ex:Exercise, inputs:dict) -> tuple:
     "The expected parts, and each part's likely mistakes as (code, sentence, wrong value); on copies of `inputs`"
