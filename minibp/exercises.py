@@ -254,7 +254,7 @@ def _verdict(name:str, results:list, where:str='') -> Verdict:
 def check(got,                  # the answer: a tensor (or number), or a tuple/list of them
           expected,             # the reference: a tensor, or a tuple/list of tensors
           name:str='',          # what is checked, shown in the verdict
-          **opts,               # `mask`, `n`, `mistakes`, `tol`, `overflow`, `why`: see above
+          **opts,               # `mask`, `n`, `mistakes`, `tol`, `overflow`, `why`, as `_Part` takes them
          ) -> Verdict:
     "Compare `got` with `expected` and return a `Verdict`: exact, close, or wrong with a diagnosis"
     if not isinstance(expected, (tuple, list)): return _verdict(name, [('', _compare(got, expected, **opts))])
