@@ -54,15 +54,16 @@ def _engine_grads(x, y, ps, fused:bool) -> dict:
 def engine_checks(seed:int=0, # seed for the inputs, weights and biases
                  ) -> list:
     "Rows: the engine's MLP gradients against `forward_and_backward` (MSE) and PyTorch (cross-entropy), in float64"
-    g = torch.Generator().manual_seed(seed)
-    x,y = torch.randn(13, 7, generator=g, dtype=torch.float64),torch.randn(13, generator=g, dtype=torch.float64)
+    g = torch.Generator(device='cpu').manual_seed(seed)
+    r = lambda *s: torch.randn(*s, generator=g, dtype=torch.float64, device='cpu')
+    x,y = r(13, 7),r(13)
     ps = check_params(7, 5, seed=seed, dtype=torch.float64)
     rows = [r for fused in (True, False)
             for r in compare_grads(_engine_grads(x, y, ps, fused), manual_grads(x, y, *ps), 1e-12,
                                    f"engine{' (fused lin)' if fused else ''} vs hand-written, 13x7, 5 hidden")]
     w1,_,w2,_ = init_mlp(7, 5, 3, seed=seed, dtype=torch.float64)
-    ps = [w1, torch.randn(5, generator=g, dtype=torch.float64), w2, torch.randn(3, generator=g, dtype=torch.float64)]
-    yc = torch.randint(0, 3, (13,), generator=g)
+    ps = [w1, r(5), w2, r(3)]
+    yc = torch.randint(0, 3, (13,), generator=g, device='cpu')
     _,ref = torch_grads(lambda x, w1, b1, w2, b2: F.cross_entropy((x@w1 + b1).relu()@w2 + b2, yc), x, *ps)
     return rows + compare_grads(_engine_grads(x, yc, ps, True), dict(zip(GRAD_NAMES, ref)), 1e-12,
                                 'engine vs F.cross_entropy, 13x7, 5 hidden, 3 classes')
