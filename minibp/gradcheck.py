@@ -203,6 +203,8 @@ def gradcheck_layer(layer,           # a layer: called with `inputs`, then `back
     named |= params
     analytic = {k: t.g for k,t in named.items() if getattr(t, 'g', None) is not None}
     if not analytic: raise ValueError(f"{type(layer).__name__}.backward() set no .g on its inputs or tensor attributes")
+    if tol is None and (odd := {str(named[k].dtype) for k in analytic if named[k].dtype not in GRADCHECK_TOL}):
+        raise TypeError(f"gradcheck_layer: no default tolerance for {', '.join(sorted(odd))}; pass `tol`")
     try: s,copies = _numeric_ref(layer, inputs, params, G)
     except Exception as e:
         if any(t.dtype != torch.float64 for t in named.values() if t.is_floating_point()):
@@ -211,7 +213,7 @@ def gradcheck_layer(layer,           # a layer: called with `inputs`, then `back
         s,copies = (lambda: (layer(*inputs)*G).sum()),named
     check = f"finite differences, {name or type(layer).__name__}"
     return [r for k,g in analytic.items() for r in compare_grads({k: g}, {k: numeric_grad(s, copies[k], eps)},
-            tol or GRADCHECK_TOL.get(named[k].dtype, 0.), check, like={k: named[k]})]
+            GRADCHECK_TOL[named[k].dtype] if tol is None else tol, check, like={k: named[k]})]
 
 # %% ../nbs/05_gradcheck.ipynb #ed0332d2
 def layer_cases(seed:int=0,          # seed for every input, weight and bias
