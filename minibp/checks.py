@@ -61,8 +61,7 @@ def engine_checks(seed:int=0, # seed for the inputs, weights and biases
     rows = [r for fused in (True, False)
             for r in compare_grads(_engine_grads(x, y, ps, fused), manual_grads(x, y, *ps), 1e-12,
                                    f"engine{' (fused lin)' if fused else ''} vs hand-written, 13x7, 5 hidden")]
-    w1,_,w2,_ = init_mlp(7, 5, 3, seed=seed, dtype=torch.float64)
-    ps = [w1, r(5), w2, r(3)]
+    ps = init_mlp(7, 5, 3, seed=seed, dtype=torch.float64, device='cpu', bias_std=1.)
     yc = torch.randint(0, 3, (13,), generator=g, device='cpu')
     _,ref = torch_grads(lambda x, w1, b1, w2, b2: F.cross_entropy((x@w1 + b1).relu()@w2 + b2, yc), x, *ps)
     return rows + compare_grads(_engine_grads(x, yc, ps, True), dict(zip(GRAD_NAMES, ref)), 1e-12,

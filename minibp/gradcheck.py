@@ -8,7 +8,7 @@ import copy, itertools, types
 import torch
 from torch import Tensor
 from .core import shape_of, torch_grads
-from .forward import mlp, mse, init_mlp
+from .forward import mlp, mse, init_mlp, PARAM_NAMES
 from .backward import forward_and_backward
 from .chain_rule import sympy_mlp_grads
 from .layers import PlainLin, PlainRelu, PlainMse, Lin, Relu, Mse
@@ -25,10 +25,7 @@ def check_params(n_in:int,            # inputs per row
                  device=None,         # their device (default: the CPU); drawn on the CPU, the same on every device
                 ) -> tuple:
     "`w1, b1, w2, b2` for gradient checks: `init_mlp`'s random weights, and random non-zero biases"
-    w1,_,w2,_ = init_mlp(n_in, n_hidden, seed=seed, dtype=dtype)
-    g = torch.Generator(device='cpu').manual_seed(seed + 1)
-    b1,b2 = [torch.randn(n, generator=g, dtype=dtype, device='cpu')*0.5 for n in (n_hidden, 1)]
-    return tuple(t.to(device or 'cpu') for t in (w1, b1, w2, b2))
+    return init_mlp(n_in, n_hidden, seed=seed, dtype=dtype, device=device or 'cpu', bias_std=0.5)
 
 # %% ../nbs/05_gradcheck.ipynb #89590f7c
 def _as_f64(a, who:str) -> Tensor:
@@ -58,7 +55,7 @@ def rel_err(a, # the gradient being checked
     return err/scale if scale > 0 else (0. if err == 0 else float('inf'))
 
 # %% ../nbs/05_gradcheck.ipynb #e501964a
-GRAD_NAMES = ('x', 'w1', 'b1', 'w2', 'b2')
+GRAD_NAMES = ('x',) + PARAM_NAMES          # the input, then the parameters of notebook 01's `init_mlp`
 
 # %% ../nbs/05_gradcheck.ipynb #61172f0b
 def autograd_grads(x:Tensor,    # inputs, (n, m)
