@@ -4,7 +4,7 @@
 
 # %% ../nbs/04_layers.ipynb #89a02cb5
 from __future__ import annotations
-import uuid, weakref
+import inspect, uuid, weakref
 from torch import Tensor
 from .core import shape_of
 from .forward import lin, relu, mse
@@ -55,8 +55,10 @@ class PlainMse():
 # %% ../nbs/04_layers.ipynb #3561a02c
 def _backward(layer, accumulate:bool):
     "`layer.backward()`, passing `accumulate=True` on only when set (the plain layers take no argument)"
-    if accumulate: layer.backward(accumulate=True)
-    else: layer.backward()
+    if not accumulate: return layer.backward()
+    if 'accumulate' not in inspect.signature(layer.backward).parameters:
+        raise TypeError(f"{type(layer).__name__}.backward() cannot accumulate: it assigns .g; use Module layers")
+    layer.backward(accumulate=True)
 
 class Sequential():
     "Layers run in order, then a loss: `model(x, targ)` returns the loss (the output if `loss` is None)"
