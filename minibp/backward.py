@@ -11,17 +11,6 @@ from .forward import lin, relu, mse, check_lin, check_mse
 # %% auto #0
 __all__ = ['mse_backward', 'mse_grad', 'relu_backward', 'relu_grad', 'lin_backward', 'lin_grad', 'forward_and_backward']
 
-# %% ../nbs/03_backward.ipynb #cb32c923
-def _check_g(g:Tensor|None, shape:tuple, dtype, name:str):
-    "Raise a clear error unless the gradient arriving at a step's output is a tensor of `shape` and `dtype`"
-    if g is None:
-        raise ValueError(f"{name}: the output's gradient is missing (None): run the backward of the next step first")
-    if shape_of(g) != tuple(shape):
-        raise ValueError(f"{name}: expected the output's gradient of shape {tuple(shape)}, got {shape_of(g)}")
-    if g.dtype != dtype:
-        raise TypeError(f"{name}: expected the output's gradient in {dtype}, like the input, got {g.dtype}")
-
-
 # %% ../nbs/03_backward.ipynb #81f7b984
 def mse_backward(inp:Tensor,  # the network's output, (n, 1), n > 0
                  targ:Tensor, # the targets, (n,); another real dtype is converted to `inp`'s
@@ -38,6 +27,17 @@ def mse_grad(inp:Tensor,  # the network's output, (n, 1)
     "Set `inp.g` to the gradient of `mse(inp, targ)` with respect to `inp`, `mse_backward(inp, targ)`: (n, 1)"
     check_mse(inp, targ, 'mse_grad')
     inp.g = mse_backward(inp, targ)
+
+
+# %% ../nbs/03_backward.ipynb #cb32c923
+def _check_g(g:Tensor|None, shape:tuple, dtype, name:str):
+    "Raise a clear error unless the gradient arriving at a step's output is a tensor of `shape` and `dtype`"
+    if g is None:
+        raise ValueError(f"{name}: the output's gradient is missing (None): run the backward of the next step first")
+    if shape_of(g) != tuple(shape):
+        raise ValueError(f"{name}: expected the output's gradient of shape {tuple(shape)}, got {shape_of(g)}")
+    if g.dtype != dtype:
+        raise TypeError(f"{name}: expected the output's gradient in {dtype}, like the input, got {g.dtype}")
 
 
 # %% ../nbs/03_backward.ipynb #b22258b2

@@ -4,7 +4,7 @@
 
 # %% ../nbs/04_layers.ipynb #89a02cb5
 from __future__ import annotations
-import uuid, weakref
+import inspect, uuid, weakref
 from torch import Tensor
 from .core import shape_of
 from .forward import lin, relu, mse
@@ -55,8 +55,10 @@ class PlainMse():
 # %% ../nbs/04_layers.ipynb #3561a02c
 def _backward(layer, accumulate:bool):
     "`layer.backward()`, passing `accumulate=True` on only when set (the plain layers take no argument)"
-    if accumulate: layer.backward(accumulate=True)
-    else: layer.backward()
+    if not accumulate: return layer.backward()
+    if 'accumulate' not in inspect.signature(layer.backward).parameters:
+        raise TypeError(f"{type(layer).__name__}.backward() cannot accumulate: it assigns .g; use Module layers")
+    layer.backward(accumulate=True)
 
 class Sequential():
     "Layers run in order, then a loss: `model(x, targ)` returns the loss (the output if `loss` is None)"
@@ -130,6 +132,8 @@ def _end(ts:list, p:tuple):
     "After a backward step of pass `p`: mark each tensor's `.g` as written by `p`"
     for t in ts: t._gpass = (p, getattr(t, 'g', None))
 
+_UNSET = object()   # "no such attribute", for comparing a layer's attributes before and after `forward`
+
 def _ref(o):
     "A weak reference to `o` where Python allows one (a tensor), else a strong one"
     try: return weakref.ref(o)
@@ -143,7 +147,7 @@ class Module():
         before = dict(vars(self))
         out = self.forward(*args)
         saved = {k: v for k,v in vars(self).items()                  # what forward stored on self in this call
-                 if k not in ('_calls', 'args', 'out') and before.get(k, _ref) is not v}
+                 if k not in ('_calls', 'args', 'out') and before.get(k, _UNSET) is not v}
         calls = self.__dict__.setdefault('_calls', [])
         calls[:] = [c for c in calls if c[1]() is not None]      # drop calls whose output no one holds any more
         calls.append((args, _ref(out), saved))
