@@ -4,6 +4,7 @@
 
 # %% ../nbs/03_backward.ipynb #f2d1c157
 from __future__ import annotations
+import torch
 from torch import Tensor
 from .core import shape_of
 from .forward import lin, relu, mse, check_lin, check_mse
@@ -46,7 +47,7 @@ def relu_backward(g:Tensor,   # the gradient at relu's output, `out.g`, shape an
                  ) -> Tensor:
     "The gradient at relu's input: `g` where `inp > 0`, else 0 (relu's derivative is the step function, notebook 02)"
     _check_g(g, inp.shape, inp.dtype, 'relu_backward')
-    return g * (inp > 0)
+    return torch.where(inp > 0, g, 0.)     # not g * (inp > 0): that makes a float copy of the mask (notebook 09)
 
 
 # %% ../nbs/03_backward.ipynb #79e2a86d
