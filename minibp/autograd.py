@@ -89,19 +89,6 @@ class Var:
         extra = f", op={n.op!r}" if n and n.op else (", requires_grad=True" if n else "")
         return f"Var(shape={shape_of(self.data)}, dtype={self.data.dtype}{extra})"
 
-# %% ../nbs/08_engine.ipynb #4e02b9e1
-def _operand(o, op:str):
-    "`o` for a binary operation: a `Var`, a Python number (a constant), or a tensor (made a constant `Var`)"
-    if isinstance(o, (Var, int, float)): return o
-    if isinstance(o, Tensor): return Var(o)
-    raise TypeError(f"{op}: expected a Var, a tensor or a number, got {type(o).__name__}")
-
-def _broadcast(f, a:Tensor, b:Tensor, op:str) -> Tensor:
-    "`f(a, b)`, or an error naming both shapes when they do not broadcast"
-    try: return f(a, b)
-    except RuntimeError as e:
-        raise ValueError(f"{op}: shapes {shape_of(a)} and {shape_of(b)} do not broadcast ({e})") from None
-
 # %% ../nbs/08_engine.ipynb #6c4f4f2a
 def add(a:Var, b) -> Var:
     "`a + b`: the gradient flows unchanged to both inputs"
@@ -120,6 +107,19 @@ def mul(a:Var, b) -> Var:
 
 Var.__add__ = Var.__radd__ = add
 Var.__mul__ = Var.__rmul__ = mul
+
+# %% ../nbs/08_engine.ipynb #4e02b9e1
+def _operand(o, op:str):
+    "`o` for a binary operation: a `Var`, a Python number (a constant), or a tensor (made a constant `Var`)"
+    if isinstance(o, (Var, int, float)): return o
+    if isinstance(o, Tensor): return Var(o)
+    raise TypeError(f"{op}: expected a Var, a tensor or a number, got {type(o).__name__}")
+
+def _broadcast(f, a:Tensor, b:Tensor, op:str) -> Tensor:
+    "`f(a, b)`, or an error naming both shapes when they do not broadcast"
+    try: return f(a, b)
+    except RuntimeError as e:
+        raise ValueError(f"{op}: shapes {shape_of(a)} and {shape_of(b)} do not broadcast ({e})") from None
 
 # %% ../nbs/08_engine.ipynb #a99551d7
 def unbroadcast(g:Tensor,   # a gradient with the shape of a broadcast result
@@ -146,6 +146,28 @@ def topo_order(root:Node) -> list:
         seen.add(n); stack.append((n, True))
         stack.extend((p, False) for p in n.parents if p is not None and p not in seen)
     return order[::-1]
+
+# %% ../nbs/08_engine.ipynb #ca2a1254
+def backward(self:Var, grad:Tensor|None=None,   # the gradient of this `Var` (default 1 for a one-element `Var`)
+             retain_graph:bool=False,            # keep the graph (closures and edges) after the pass
+             retain_grads:bool=False,            # also set `.grad` of the intermediate `Var`s still alive
+            ):
+    "Fill `.grad` of every leaf this `Var` was computed from, replaying the closures in reverse topological order"
+    grads,given = {self._node: _seed(self, grad)},set()
+    given.add(grads[self._node].untyped_storage().data_ptr())
+    with torch.no_grad():
+        for n in topo_order(self._node):
+            g = grads.pop(n)
+            if n.backward is None: _leaf_grad(n, g, given); continue
+            if retain_grads and n.var() is not None: n.var().grad = g; given.add(g.untyped_storage().data_ptr())
+            pgs = n.backward(g); _check_grads(n, pgs)
+            for p,pg in zip(n.parents, pgs):
+                if p is None or pg is None: continue
+                pg = _to_parent(pg, p, n.op)
+                grads[p] = grads[p] + pg if p in grads else pg
+            if not retain_graph: n.backward,n.parents = _freed,()
+
+Var.backward = backward
 
 # %% ../nbs/08_engine.ipynb #c261280f
 def _seed(v:Var, grad:Tensor|None) -> Tensor:
@@ -187,28 +209,6 @@ def _freed(g):
     raise RuntimeError("backward: this graph was freed by an earlier backward(), which frees each node once its "
                        "closure has run: pass retain_graph=True to the first backward() to run backward through it "
                        "again")
-
-# %% ../nbs/08_engine.ipynb #ca2a1254
-def backward(self:Var, grad:Tensor|None=None,   # the gradient of this `Var` (default 1 for a one-element `Var`)
-             retain_graph:bool=False,            # keep the graph (closures and edges) after the pass
-             retain_grads:bool=False,            # also set `.grad` of the intermediate `Var`s still alive
-            ):
-    "Fill `.grad` of every leaf this `Var` was computed from, replaying the closures in reverse topological order"
-    grads,given = {self._node: _seed(self, grad)},set()
-    given.add(grads[self._node].untyped_storage().data_ptr())
-    with torch.no_grad():
-        for n in topo_order(self._node):
-            g = grads.pop(n)
-            if n.backward is None: _leaf_grad(n, g, given); continue
-            if retain_grads and n.var() is not None: n.var().grad = g; given.add(g.untyped_storage().data_ptr())
-            pgs = n.backward(g); _check_grads(n, pgs)
-            for p,pg in zip(n.parents, pgs):
-                if p is None or pg is None: continue
-                pg = _to_parent(pg, p, n.op)
-                grads[p] = grads[p] + pg if p in grads else pg
-            if not retain_graph: n.backward,n.parents = _freed,()
-
-Var.backward = backward
 
 # %% ../nbs/08_engine.ipynb #b49145fc
 def neg(a:Var) -> Var:

@@ -329,6 +329,6 @@ def minibp_train(epochs:int=DEFAULTS['epochs'],     # Epochs
           f"{', the embedded sample' if data.is_sample else ''})")
     if save_plot: save_loss_plot(hist, save_plot); print(f"loss curve saved to {save_plot}")
     if save_weights:
-        state = dict(zip(PARAM_NAMES, (p.cpu() for p in stepper.params)))
+        state = dict(zip(PARAM_NAMES, (p.detach().cpu() for p in stepper.params)))   # the tensors alone
         state |= dict(mean=data.mean, std=data.std, valid_acc=hist['valid_acc'][-1])
         write_atomic(save_weights, lambda p: torch.save(state, p)); print(f"weights saved to {save_weights}")
