@@ -23,7 +23,6 @@ if cfg.get('pip_requirements'): requirements += shlex.split(cfg.get('pip_require
 min_python = cfg['min_python']
 lic = licenses.get(cfg['license'].lower(), cfg['license'])
 dev_requirements = (cfg.get('dev_requirements') or '').split()
-site_requirements = (cfg.get('site_requirements') or '').split()
 
 setuptools.setup(
     name = cfg['lib_name'],
@@ -38,7 +37,7 @@ setuptools.setup(
     packages = setuptools.find_namespace_packages(include=[cfg['lib_path'], cfg['lib_path']+'.*']),  # minibp.assets holds the MNIST sample
     include_package_data = True,
     install_requires = requirements,
-    extras_require={ 'dev': dev_requirements, 'site': site_requirements },
+    extras_require={ 'dev': dev_requirements },
     dependency_links = cfg.get('dep_links','').split(),
     python_requires  = '>=' + cfg['min_python'],
     long_description = open('README.md', encoding='utf-8').read(),
