@@ -18,7 +18,8 @@ from pathlib import Path
 
 # -- Which notebooks, in which order --------------------------------------------------------------------------------
 
-def site_notebooks(nbs) -> list:
+def site_notebooks(nbs, # the notebooks' folder; FileNotFoundError if it holds no index.ipynb
+                  ) -> list:
     "The notebooks of the site, in folder `nbs`: `index.ipynb` first, then the numbered ones (`00_...`) in order"
     nbs = Path(nbs)
     if not (nbs/'index.ipynb').exists(): raise FileNotFoundError(f"{nbs}: expected an index.ipynb there, found none")
@@ -78,7 +79,8 @@ class api_reference:
         for k in ('outputs', 'execution_count', 'has_sd'): cell.pop(k, None)
         cell.update(cell_type='markdown', source=api_markdown(obj), id=f"{self.prev.get('id', 'cell')}-{part}"[:64])
 
-def prepare_nb(path):
+def prepare_nb(path, # a notebook file
+              ):
     "The notebook at `path` as its page shows it: nbdev's processors, then ours; empty cells dropped"
     import nbformat
     from execnb.nbio import nb2str
@@ -185,9 +187,11 @@ def copy_images(page:str, nbs:Path, build:Path):
             (build/src).parent.mkdir(parents=True, exist_ok=True)
             shutil.copy(nbs/src, build/src)
 
-def build_site(nbs='nbs', out='_site', execute:bool=False) -> list:
-    "Render every notebook in `nbs` (index first, lessons in order) with its stored outputs, or re-`execute`d ones, "
-    "into the folder `out`, which is replaced whole once the new site is complete; the pages written"
+def build_site(nbs='nbs',          # the notebooks' folder
+               out='_site',        # where to write the site (replaced whole, once the new one is complete)
+               execute:bool=False, # re-execute the notebooks first, in copies (default: their stored outputs)
+              ) -> list:
+    "Render every notebook in `nbs` (index first, lessons in order) into the folder `out`; the pages written"
     from execnb.nbio import read_nb
     from jupyter_server_mathjax import __file__ as mathjax
     nbs,out = Path(nbs),Path(out)
@@ -301,9 +305,11 @@ def _check_site(site:Path, exe:str, screenshots) -> list:
     finally: srv.shutdown()
     return problems + dead_links(found)
 
-def check_site(site, chromium=None, screenshots=None) -> list:
-    "Open every page of the built `site` in headless Chromium (default: `find_chromium()`), served from 127.0.0.1, "
-    "saving each page's screenshot in the folder `screenshots` if given; the problems found, [] when all is well"
+def check_site(site,             # the built site's folder
+               chromium=None,    # the Chromium executable (default: `find_chromium()`); FileNotFoundError if none
+               screenshots=None, # a folder to save each page's screenshot in (default: none saved)
+              ) -> list:
+    "Open every page of the built `site` in headless Chromium, served from 127.0.0.1; the problems found, [] if none"
     from concurrent.futures import ThreadPoolExecutor
     exe = chromium or find_chromium()
     if not exe:
