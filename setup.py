@@ -2,7 +2,8 @@ from configparser import ConfigParser
 import setuptools, shlex
 
 # note: all settings are in settings.ini; edit there, not here
-# (nbdev 2's template also imported `pkg_resources` to check the setuptools version; current setuptools no longer ships it)
+# (nbdev 2's template also imported `pkg_resources` to check the setuptools version; current setuptools no longer
+# ships it)
 config = ConfigParser(delimiters=['='])
 config.read('settings.ini', encoding='utf-8')
 cfg = config['DEFAULT']
@@ -13,7 +14,8 @@ for o in expected: assert o in cfg, "missing expected setting: {}".format(o)
 setup_cfg = {o:cfg[o] for o in cfg_keys}
 
 # SPDX license expressions: current setuptools deprecates the template's 'License ::' classifiers
-licenses = {'apache2': 'Apache-2.0', 'mit': 'MIT', 'gpl2': 'GPL-2.0-only', 'gpl3': 'GPL-3.0-only', 'bsd3': 'BSD-3-Clause'}
+licenses = {'apache2': 'Apache-2.0', 'mit': 'MIT', 'gpl2': 'GPL-2.0-only', 'gpl3': 'GPL-3.0-only',
+            'bsd3': 'BSD-3-Clause'}
 statuses = [ '0 - Pre-Planning', '1 - Planning', '2 - Pre-Alpha', '3 - Alpha',
     '4 - Beta', '5 - Production/Stable', '6 - Mature', '7 - Inactive' ]
 py_versions = '3.9 3.10 3.11 3.12 3.13'.split()
@@ -23,7 +25,6 @@ if cfg.get('pip_requirements'): requirements += shlex.split(cfg.get('pip_require
 min_python = cfg['min_python']
 lic = licenses.get(cfg['license'].lower(), cfg['license'])
 dev_requirements = (cfg.get('dev_requirements') or '').split()
-site_requirements = (cfg.get('site_requirements') or '').split()
 
 setuptools.setup(
     name = cfg['lib_name'],
@@ -35,10 +36,11 @@ setuptools.setup(
         'Natural Language :: ' + cfg['language'].title(),
     ] + ['Programming Language :: Python :: '+o for o in py_versions[py_versions.index(min_python):]],
     url = cfg['git_url'],
-    packages = setuptools.find_namespace_packages(include=[cfg['lib_path'], cfg['lib_path']+'.*']),  # minibp.assets holds the MNIST sample
+    # namespace packages: minibp.assets (the MNIST sample) has no __init__.py
+    packages = setuptools.find_namespace_packages(include=[cfg['lib_path'], cfg['lib_path']+'.*']),
     include_package_data = True,
     install_requires = requirements,
-    extras_require={ 'dev': dev_requirements, 'site': site_requirements },
+    extras_require={ 'dev': dev_requirements },
     dependency_links = cfg.get('dep_links','').split(),
     python_requires  = '>=' + cfg['min_python'],
     long_description = open('README.md', encoding='utf-8').read(),
