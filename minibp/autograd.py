@@ -4,7 +4,7 @@
 
 # %% ../nbs/08_engine.ipynb #53aa2095
 from __future__ import annotations
-import contextlib, shutil, weakref
+import contextlib, numbers, shutil, weakref
 import torch
 from torch import Tensor
 from .core import shape_of
@@ -89,6 +89,20 @@ class Var:
         extra = f", op={n.op!r}" if n and n.op else (", requires_grad=True" if n else "")
         return f"Var(shape={shape_of(self.data)}, dtype={self.data.dtype}{extra})"
 
+# %% ../nbs/08_engine.ipynb #4e02b9e1
+def _operand(o, op:str):
+    "`o` for a binary operation: a `Var`, a Python number (a constant), or a tensor (made a constant `Var`)"
+    if isinstance(o, Var): return o
+    if isinstance(o, numbers.Number) and not isinstance(o, complex): return float(o) if not isinstance(o, int) else o
+    if isinstance(o, Tensor): return Var(o)
+    raise TypeError(f"{op}: expected a Var, a tensor or a number, got {type(o).__name__}")
+
+def _broadcast(f, a:Tensor, b:Tensor, op:str) -> Tensor:
+    "`f(a, b)`, or an error naming both shapes when they do not broadcast"
+    try: return f(a, b)
+    except RuntimeError as e:
+        raise ValueError(f"{op}: shapes {shape_of(a)} and {shape_of(b)} do not broadcast ({e})") from None
+
 # %% ../nbs/08_engine.ipynb #6c4f4f2a
 def add(a:Var, b) -> Var:
     "`a + b`: the gradient flows unchanged to both inputs"
@@ -107,19 +121,6 @@ def mul(a:Var, b) -> Var:
 
 Var.__add__ = Var.__radd__ = add
 Var.__mul__ = Var.__rmul__ = mul
-
-# %% ../nbs/08_engine.ipynb #4e02b9e1
-def _operand(o, op:str):
-    "`o` for a binary operation: a `Var`, a Python number (a constant), or a tensor (made a constant `Var`)"
-    if isinstance(o, (Var, int, float)): return o
-    if isinstance(o, Tensor): return Var(o)
-    raise TypeError(f"{op}: expected a Var, a tensor or a number, got {type(o).__name__}")
-
-def _broadcast(f, a:Tensor, b:Tensor, op:str) -> Tensor:
-    "`f(a, b)`, or an error naming both shapes when they do not broadcast"
-    try: return f(a, b)
-    except RuntimeError as e:
-        raise ValueError(f"{op}: shapes {shape_of(a)} and {shape_of(b)} do not broadcast ({e})") from None
 
 # %% ../nbs/08_engine.ipynb #a99551d7
 def unbroadcast(g:Tensor,   # a gradient with the shape of a broadcast result
@@ -159,7 +160,7 @@ def backward(self:Var, grad:Tensor|None=None,   # the gradient of this `Var` (de
         for n in topo_order(self._node):
             g = grads.pop(n)
             if n.backward is None: _leaf_grad(n, g, given); continue
-            if retain_grads and n.var() is not None: n.var().grad = g; given.add(g.untyped_storage().data_ptr())
+            if retain_grads and n.var() is not None: n.var().grad = g.clone()   # a copy: the pass goes on using g
             pgs = n.backward(g); _check_grads(n, pgs)
             for p,pg in zip(n.parents, pgs):
                 if p is None or pg is None: continue
@@ -183,8 +184,13 @@ def _seed(v:Var, grad:Tensor|None) -> Tensor:
             raise RuntimeError(f"backward: a gradient can be implied only for a one-element Var, this one has shape "
                                f"{shape_of(v.data)}: pass backward(grad) with a gradient of that shape")
         return torch.ones_like(v.data)
+    if not isinstance(grad, Tensor):
+        raise TypeError(f"backward: expected grad as a tensor of shape {shape_of(v.data)}, got {type(grad).__name__}")
     if shape_of(grad) != shape_of(v.data):
         raise ValueError(f"backward: expected grad of shape {shape_of(v.data)}, like this Var, got {shape_of(grad)}")
+    if (grad.dtype, grad.device) != (v.data.dtype, v.data.device):
+        raise TypeError(f"backward: expected grad of dtype {v.data.dtype} on {v.data.device}, like this Var, got "
+                        f"{grad.dtype} on {grad.device}")
     return grad
 
 def _leaf_grad(n:Node, g:Tensor, given:set):
@@ -329,8 +335,9 @@ def reduce_mean(x:Var, dim=None, keepdim:bool=False) -> Var:
     shape,n = x.shape,max(x.data.numel()//max(out.numel(), 1), 1)
     return Var.from_op(out, (x,), lambda g: (_spread(g/n, shape, dims, keepdim),), 'mean')
 
-def reduce_max(x:Var, dim:int, keepdim:bool=False) -> Var:
+def reduce_max(x:Var, dim:int|None=None, keepdim:bool=False) -> Var:
     "The maximum values over `dim`; the gradient goes to the position of each maximum; `x.max(dim)`"
+    if dim is None: raise TypeError("max: give the dimension to take the maximum over, e.g. x.max(-1) (or x.max(0))")
     vals,idx = x.data.max(dim, keepdim=True)
     shape = x.shape                               # the backward needs x's shape and where each maximum was
     def backward(g):
@@ -380,7 +387,11 @@ def log_softmax(x:Var) -> Var:
     out = ce.log_softmax(x.data)
     return Var.from_op(out, (x,), lambda g: (log_softmax_backward(g, out),), 'log_softmax')
 
-def _labels(targ): return targ.data if isinstance(targ, Var) else targ
+def _labels(targ):
+    "The targets of a loss as a tensor; a `Var` that requires grad is refused: the losses give their targets none"
+    if isinstance(targ, Var) and targ.requires_grad:
+        raise TypeError("the engine's losses give no gradient to their targets: pass targ.detach() (or the tensor)")
+    return targ.data if isinstance(targ, Var) else targ
 
 def cross_entropy(logits:Var,   # scores (n, c)
                   targ:Tensor,  # class labels (n,)

@@ -142,7 +142,7 @@ def _ref(o):
 
 # %% ../nbs/04_layers.ipynb #79ff841e
 class Module():
-    "Base layer: calling it runs `forward` and keeps the call; `backward()` undoes the latest call by `bwd(out, *args)`"
+    "Base layer: calling it runs `forward` and keeps the call; `backward()` runs `bwd(out, *args)` for the latest call"
     def __call__(self, *args):
         before = dict(vars(self))
         out = self.forward(*args)
@@ -157,7 +157,7 @@ class Module():
     def bwd(self, out, *args): raise NotImplementedError(f"{type(self).__name__} must define bwd(out, *args)")
     def backward(self, accumulate:bool=False, # start a pass that adds to the `.g` of earlier passes
                 ):
-        "Run `bwd` on the latest call not yet undone, in the pass that wrote `out.g` (else a new one); then undo it"
+        "Run `bwd` on the latest call not yet backpropagated, in the pass that wrote `out.g` (else a new one); forget the call"
         args,out,saved = self._latest_call()
         p = _pass_of(out, accumulate)
         ts = [t for t in (*args, *self.parameters()) if isinstance(t, Tensor)]
@@ -175,7 +175,7 @@ class Module():
         calls[:] = [c for c in calls if c[1]() is not None]
         if not calls:
             raise RuntimeError(f"{type(self).__name__}.backward() called twice after one forward pass: each backward() "
-                               "undoes one call of the layer, and every call is undone; call the layer again first")
+                               "backpropagates one call of the layer, and every call has been; call the layer again first")
         args,ref,saved = calls[-1]
         return args, ref(), saved
 

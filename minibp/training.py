@@ -4,7 +4,7 @@
 
 # %% ../nbs/07_training.ipynb #eaf3645c
 from __future__ import annotations
-import math, sys, time
+import math, os, sys, time
 from pathlib import Path
 from typing import NamedTuple
 import torch, torch.nn.functional as F
@@ -295,12 +295,22 @@ def check_device(device:str|None) -> torch.device:
         raise UsageError(f"--device {device}: PyTorch sees no CUDA GPU on this machine (torch {torch.__version__})")
     return dev
 
-def _check_train_args(epochs, hidden, bs, lr, momentum, wd):
+def _check_train_args(epochs, hidden, bs, lr, momentum, wd, seed):
     "A `UsageError` for the first of `minibp_train`'s numbers that is out of range"
     for name,v,ok,want in (('epochs', epochs, epochs >= 1, 'at least 1'), ('hidden', hidden, hidden >= 1, 'at least 1'),
-                           ('bs', bs, bs >= 1, 'at least 1'), ('lr', lr, lr > 0, 'above 0'),
-                           ('momentum', momentum, 0 <= momentum < 1, 'in [0, 1)'), ('wd', wd, wd >= 0, 'at least 0')):
+                           ('bs', bs, bs >= 1, 'at least 1'), ('lr', lr, 0 < lr < math.inf, 'above 0 and finite'),
+                           ('momentum', momentum, 0 <= momentum < 1, 'in [0, 1)'),
+                           ('wd', wd, 0 <= wd < math.inf, 'at least 0 and finite'),
+                           ('seed', seed, 0 <= seed <= 2**63 - 2, 'in 0..2**63-2')):
         if not ok: raise UsageError(f"--{name}: expected a value {want}, got {v}")
+
+def _check_dest(path:str|None, flag:str):
+    "A `UsageError` unless `path` (if given) names a file that can be written: checked before training, not after"
+    if path is None: return
+    p = Path(path)
+    if p.is_dir(): raise UsageError(f"--{flag}: {path} is a folder: give a file name, such as {p/'out'}")
+    if not p.resolve().parent.is_dir(): raise UsageError(f"--{flag}: {path}: no folder {p.resolve().parent}")
+    if not os.access(p.resolve().parent, os.W_OK): raise UsageError(f"--{flag}: {path}: the folder cannot be written")
 
 # %% ../nbs/07_training.ipynb #f5f52e67
 @call_parse
@@ -319,11 +329,13 @@ def minibp_train(epochs:int=DEFAULTS['epochs'],     # Epochs
                  device:str=None,                   # cpu, cuda, cuda:1, ... (default: cuda if PyTorch sees a GPU)
                  no_progress:bool=False):           # No progress bars (they are shown only on a terminal anyway)
     "Train a 784-hidden-10 MLP on MNIST with minibp's hand-written backward pass; print the accuracy and wall time"
-    _check_train_args(epochs, hidden, bs, lr, momentum, wd)
+    _check_train_args(epochs, hidden, bs, lr, momentum, wd, seed)
+    for dest,flag in ((save_plot, 'save_plot'), (save_weights, 'save_weights')): _check_dest(dest, flag)
     dev = check_device(device)
     data = mnist_normalized(path, sample)
-    stepper,hist = train(data, hidden, epochs, bs, lr, momentum, wd, seed, progress=False if no_progress else 'auto',
-                         device=dev)
+    try: stepper,hist = train(data, hidden, epochs, bs, lr, momentum, wd, seed, device=dev,
+                              progress=False if no_progress else 'auto')
+    except TrainingDiverged as e: raise UsageError(str(e)) from None      # a learning rate too high: one line
     print(f"validation accuracy {hist['valid_acc'][-1]*100:.2f}% after {epochs} epoch{'s'*(epochs != 1)} in "
           f"{hist['seconds']:.1f} s on {dev} ({len(data.x_train):,} training images"
           f"{', the embedded sample' if data.is_sample else ''})")
