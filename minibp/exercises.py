@@ -128,7 +128,7 @@ def _factor(g:Tensor, e:Tensor, tol:float, n:int|None) -> tuple|None:
     if ee == 0 or not (torch.isfinite(g).all() and torch.isfinite(e).all()): return None
     c = (g*e).sum().item()/ee
     fit = _err(g, c*e)[1]
-    if fit > max(10*tol, 1e-6) or abs(c - 1) <= max(10*tol, 1e-6, 100*fit): return None
+    if abs(c) < 1e-6 or fit > max(10*tol, 1e-6) or abs(c - 1) <= max(10*tol, 1e-6, 100*fit): return None
     if abs(c + 1) <= 1e-6: return 'sign', 'the wrong sign: got -1 × the expected values'
     for k,note in _factor_notes(n).items():
         if abs(abs(c)/k - 1) < 1e-4:
