@@ -165,7 +165,7 @@ class NLL(Module):
 
 # %% ../nbs/06_cross_entropy.ipynb #ee9f7e5d
 class CrossEntropy(Module):
-    "Cross-entropy of logits against labels; backward: `cross_entropy_backward` (with the kept log-softmax) times `out.g`"
+    "Cross-entropy of logits against labels; backward: `cross_entropy_backward` (the kept log-softmax) times `out.g`"
     def forward(self, inp, targ):
         self.logp = log_softmax(inp)          # kept: the backward pass needs its exp, the softmax
         return nll(self.logp, targ)           # checks the shapes and the labels

@@ -204,9 +204,10 @@ class Module():
         calls = self.__dict__.setdefault('_calls', [])
         calls[:] = [c for c in calls if c[1]() is not None]
         if not calls:
-            raise RuntimeError(f"{type(self).__name__}.backward(): no call left to backpropagate: each backward() "
-                               "backpropagates one call of the layer, and every call has been: call the layer again "
-                               "first")
+            raise RuntimeError(f"{type(self).__name__}.backward(): no call left to backpropagate (called twice after "
+                               "one forward pass, or more often than the layer was called): each backward() "
+                               "backpropagates one call of the layer, and every call has been; call the layer "
+                               "again first")
         args,ref,saved = calls[-1]
         return args, ref(), saved
 
