@@ -208,8 +208,9 @@ def _reference(layer, inputs:tuple, params:dict, G:Tensor, judged:dict) -> tuple
                                f"and no float64 copy runs ({type(e).__name__}: {e}); use float64") from e
         return (lambda: (layer(*inputs)*G).sum()), judged
 
-def gradcheck_layer(layer,           # a layer: called with `inputs`, then `backward()` fills `.g`
-                    *inputs,         # its inputs: tensors of any floating dtype and device (integer targets too)
+def gradcheck_layer(layer,   # called on `inputs`, then `backward()`; each tensor attribute is checked, listed or not
+                    *inputs, # tensors of any floating dtype and device; a loss's targets (the inputs after the first,
+                             # for a scalar output) are checked only where backward sets their `.g`; integer labels too
                     eps:float=1e-6,  # the nudge of `numeric_grad`, in float64
                     tol:float|None=None, # the largest relative error that passes (default: `GRADCHECK_TOL` by dtype)
                     seed:int=0,      # seed of the random upstream gradient `G`
