@@ -8,7 +8,8 @@ import torch, torch.nn.functional as F
 from torch import Tensor
 from .core import shape_of
 from .backward import _check_g
-from .layers import Module, add_grad
+from .forward import _need_tensors
+from .layers import Module, add_grad, _loss_g
 from .gradcheck import gradcheck_layer, compare_grads
 
 # %% auto #0
@@ -42,6 +43,7 @@ def check_labels(targ:Tensor, # class labels, (n,)
                  name:str,    # the caller's name, for the error message
                 ):
     "Raise a clear error unless `targ` holds `n` integer class labels in `0..c-1` and `n > 0`"
+    _need_tensors(name, targ=targ)
     if n == 0: raise ValueError(f"{name}: empty batch: expected at least one row")
     if targ.is_floating_point() or targ.is_complex() or targ.dtype == torch.bool:
         raise TypeError(f"{name}: expected integer class labels, got {targ.dtype}")
@@ -52,6 +54,7 @@ def check_labels(targ:Tensor, # class labels, (n,)
                          f"at rows {bad.nonzero()[:10, 0].tolist()}")
 
 def _check_logits(x:Tensor, name:str):
+    _need_tensors(name, scores=x)
     if x.ndim != 2: raise ValueError(f"{name}: expected (rows, classes) scores, got shape {shape_of(x)}")
     if not x.is_floating_point(): raise TypeError(f"{name}: expected floating point scores, got {x.dtype}")
 
@@ -155,18 +158,19 @@ class LogSoftmax(Module):
 
 # %% ../nbs/06_cross_entropy.ipynb #6181877c
 class NLL(Module):
-    "Negative log likelihood loss of log-probabilities against class labels, as a layer; backward: `nll_backward`"
+    "Negative log likelihood of log-probabilities against class labels; backward: `nll_backward` times `out.g`"
     def forward(self, inp, targ): return nll(inp, targ)
-    def bwd(self, out, inp, targ): add_grad(inp, nll_backward(inp, targ))
+    def bwd(self, out, inp, targ): add_grad(inp, nll_backward(inp, targ)*_loss_g(out, 'NLL'))
 
 
 # %% ../nbs/06_cross_entropy.ipynb #ee9f7e5d
 class CrossEntropy(Module):
-    "Cross-entropy of logits against class labels; backward: `cross_entropy_backward` with the kept log-softmax"
+    "Cross-entropy of logits against labels; backward: `cross_entropy_backward` (the kept log-softmax) times `out.g`"
     def forward(self, inp, targ):
         self.logp = log_softmax(inp)          # kept: the backward pass needs its exp, the softmax
         return nll(self.logp, targ)           # checks the shapes and the labels
-    def bwd(self, out, inp, targ): add_grad(inp, cross_entropy_backward(inp, targ, self.logp))
+    def bwd(self, out, inp, targ):
+        add_grad(inp, cross_entropy_backward(inp, targ, self.logp)*_loss_g(out, 'CrossEntropy'))
 
 
 # %% ../nbs/06_cross_entropy.ipynb #730e02a6

@@ -13,12 +13,19 @@ from .core import shape_of
 __all__ = ['PARAM_NAMES', 'check_lin', 'lin', 'relu', 'mlp', 'check_mse', 'mse', 'layer_stats', 'normalize', 'init_mlp']
 
 # %% ../nbs/01_forward.ipynb #3f7ab75b
+def _need_tensors(name:str, **ts):
+    "Raise a TypeError unless each keyword's value is a torch tensor (a list or a numpy array is not), naming it"
+    for k,t in ts.items():
+        if not isinstance(t, Tensor):
+            raise TypeError(f"{name}: expected {k} as a torch tensor, got {type(t).__name__} (use torch.tensor(...))")
+
 def check_lin(x:Tensor,           # rows of inputs, (n, m)
               w:Tensor,           # weights, (m, k)
               b:Tensor|None=None, # bias, (k,); None to check only `x` and `w`
               name:str='lin',     # the caller, named in the error
              ):
-    "Raise a clear error unless `x` is (n, m), `w` is (m, k), `b` is (k,) and all share one floating dtype"
+    "Raise a clear error unless `x` is (n, m), `w` is (m, k), `b` is (k,), all torch tensors of one floating dtype"
+    _need_tensors(name, x=x, w=w, **({} if b is None else dict(b=b)))
     if x.ndim != 2: raise ValueError(f"{name}: expected x of shape (rows, features), got {shape_of(x)}")
     if w.ndim != 2 or w.shape[0] != x.shape[1]:
         raise ValueError(f"{name}: expected w of shape ({x.shape[1]}, outputs) to match x's {x.shape[1]} columns, "
@@ -44,8 +51,9 @@ def lin(x:Tensor, # rows of inputs, (n, m)
 # %% ../nbs/01_forward.ipynb #8013c647
 def relu(x:Tensor, # any tensor
         ) -> Tensor:
-    "Rectified linear unit: `max(x, 0)` elementwise, as a new tensor"
-    return x.clamp_min(0.)
+    "Rectified linear unit: `max(x, 0)` elementwise, as a new tensor of `x`'s dtype; a TypeError unless `x` is a tensor"
+    _need_tensors('relu', x=x)
+    return x.clamp_min(0)
 
 # %% ../nbs/01_forward.ipynb #8138fd68
 def mlp(x:Tensor,  # rows of inputs, (n, m)
@@ -67,6 +75,7 @@ def check_mse(output:Tensor,   # the network's output, (n, 1)
               name:str='mse',  # the caller, named in the error
              ):
     "Raise a clear error unless `output` is (n, 1) with n > 0, floating, and `targ` is (n,) of real numbers"
+    _need_tensors(name, output=output, targ=targ)
     if output.ndim != 2 or output.shape[1] != 1:
         raise ValueError(f"{name}: expected output of shape (n, 1), got {shape_of(output)}")
     if shape_of(targ) != (output.shape[0],):

@@ -14,8 +14,8 @@ from .chain_rule import sympy_mlp_grads
 from .layers import PlainLin, PlainRelu, PlainMse, Lin, Relu, Mse
 
 # %% auto #0
-__all__ = ['GRAD_NAMES', 'GRADCHECK_TOL', 'check_params', 'max_abs_err', 'rel_err', 'autograd_grads', 'manual_grads',
-           'compare_grads', 'numeric_grad', 'gradcheck_layer', 'layer_cases', 'sympy_check']
+__all__ = ['GRAD_NAMES', 'GRADCHECK_TOL', 'UPSTREAM_SCALAR', 'check_params', 'max_abs_err', 'rel_err', 'autograd_grads',
+           'manual_grads', 'compare_grads', 'numeric_grad', 'gradcheck_layer', 'layer_cases', 'sympy_check']
 
 # %% ../nbs/05_gradcheck.ipynb #672bf18f
 def check_params(n_in:int,            # inputs per row
@@ -115,6 +115,9 @@ def _nudgeable(t:Tensor, # the tensor `numeric_grad` will nudge
     "Raise a clear error unless `t` is a floating tensor with values whose elements can be nudged one at a time"
     if not isinstance(t, Tensor): raise TypeError(f"numeric_grad: expected a tensor, got {type(t).__name__}")
     if not t.is_floating_point(): raise TypeError(f"numeric_grad: expected a floating-point tensor, got {t.dtype}")
+    if torch.finfo(t.dtype).bits < 32:
+        raise TypeError(f"numeric_grad: {t.dtype} keeps too few digits for finite differences (a nudge of 1e-6 is lost "
+                        "to rounding, and the result is 0): differentiate a float64 copy (float32 works, roughly)")
     if t.is_meta: raise ValueError("numeric_grad: a tensor on the meta device holds no values to nudge")
     if any(s == 0 and n > 1 for s,n in zip(t.stride(), t.shape)):
         raise ValueError(f"numeric_grad: t (shape {shape_of(t)}, strides {t.stride()}) repeats elements in memory, "
@@ -131,6 +134,7 @@ def numeric_grad(f,              # a function of no arguments returning a scalar
                  eps:float=1e-6, # the nudge
                 ) -> Tensor:
     "Central-difference gradient of `f()` with respect to `t`, in float64 on `t`'s device, one element at a time"
+    # float64 for checks; float32 runs, with the larger errors this notebook measures; float16/bfloat16: TypeError
     _nudgeable(t)
     g = torch.zeros(t.shape, dtype=torch.float64, device='cpu')
     with torch.no_grad():                               # `t` may be a leaf that requires grad, or a view
@@ -161,16 +165,23 @@ def _float64_copy(layer, inputs:tuple, params:dict) -> tuple:
     return copy.deepcopy(layer, memo), tuple(f64(t) for t in inputs), {k: memo[id(p)] for k,p in params.items()}
 
 # %% ../nbs/05_gradcheck.ipynb #234892a0
-def _named(layer, inputs:tuple) -> tuple:
-    "The tensor inputs, and the tensors `layer.parameters()` lists, each by name (its attribute, else its place)"
+def _held(layer) -> dict:
+    "The floating tensors `layer` holds as attributes, by name (weights, and whatever its last call kept)"
+    return {k: v for k,v in getattr(layer, '__dict__', {}).items() if isinstance(v, Tensor) and v.is_floating_point()}
+
+def _named(layer, inputs:tuple, held:dict|None=None) -> tuple:
+    "The tensor inputs by name; the tensors `layer.parameters()` lists (by attribute, else place), then those in `held`"
     learnt = list(layer.parameters()) if hasattr(layer, 'parameters') else []
     attrs = {id(v): k for k,v in vars(layer).items() if isinstance(v, Tensor)}
     params = {attrs.get(id(p), f'param {i}'): p for i,p in enumerate(learnt)}
+    params |= {k: v for k,v in (held or {}).items() if all(v is not p for p in learnt)}
     return {('inp' if i == 0 else f'input {i}'): t for i,t in enumerate(inputs) if isinstance(t, Tensor)}, params
 
+UPSTREAM_SCALAR = 0.75   # `G` for a scalar output (a loss): not 1, so that a loss layer that ignores `out.g` fails
+
 def _upstream(out:Tensor, seed:int) -> Tensor:
-    "`G`: 1 for a scalar output (a loss), else standard normal draws made on the CPU (the same on every device)"
-    if out.ndim == 0: return torch.ones_like(out)
+    "`G`: `UPSTREAM_SCALAR` for a scalar output (a loss), else standard normal draws made on the CPU (same anywhere)"
+    if out.ndim == 0: return torch.full_like(out, UPSTREAM_SCALAR)
     g = torch.Generator(device='cpu').manual_seed(seed)
     return torch.randn(out.shape, generator=g, dtype=torch.float64, device='cpu').to(out.device, out.dtype)
 
@@ -181,36 +192,50 @@ def _numeric_ref(layer, inputs:tuple, params:dict, G:Tensor) -> tuple:
     if (out := ref(*ins)).dtype != torch.float64: raise TypeError(f"its float64 copy returns {out.dtype}")
     return (lambda: (ref(*ins)*G).sum()), _named(ref, ins)[0] | ps
 
+
 # %% ../nbs/05_gradcheck.ipynb #90fadbaa
-def gradcheck_layer(layer,           # a layer: called with `inputs`, then `backward()` fills `.g`
-                    *inputs,         # its inputs: tensors of any floating dtype and device (integer targets too)
+def _judged(named:dict, params:dict, scalar:bool) -> dict:
+    "Every tensor whose `.g` is judged: each floating input (a loss's targets only where `.g` was set), each parameter"
+    target = lambda k,t: scalar and k != 'inp' and getattr(t, 'g', None) is None
+    return {k: t for k,t in named.items() if t.is_floating_point() and not target(k, t)} | params
+
+def _reference(layer, inputs:tuple, params:dict, G:Tensor, judged:dict) -> tuple:
+    "`(s, copies)` for `numeric_grad`: on a float64 copy of the layer; on the layer itself only if it is all float64"
+    try: return _numeric_ref(layer, inputs, params, G)
+    except Exception as e:
+        if any(t.dtype != torch.float64 for t in judged.values()):
+            raise RuntimeError(f"gradcheck_layer: cannot judge {type(layer).__name__}: the differences need float64, "
+                               f"and no float64 copy runs ({type(e).__name__}: {e}); use float64") from e
+        return (lambda: (layer(*inputs)*G).sum()), judged
+
+def gradcheck_layer(layer,   # called on `inputs`, then `backward()`; each tensor attribute is checked, listed or not
+                    *inputs, # tensors of any floating dtype and device; a loss's targets (the inputs after the first,
+                             # for a scalar output) are checked only where backward sets their `.g`; integer labels too
                     eps:float=1e-6,  # the nudge of `numeric_grad`, in float64
                     tol:float|None=None, # the largest relative error that passes (default: `GRADCHECK_TOL` by dtype)
                     seed:int=0,      # seed of the random upstream gradient `G`
                     name:str|None=None, # the check's name (default: the layer's class)
                    ) -> list:
-    "Check each `.g` one `backward()` fills (inputs, `layer.parameters()`) against float64 finite differences"
+    "One row per input and per tensor the layer holds: its `.g` after one `backward()` against float64 differences"
     inputs = tuple(t.detach().clone() if isinstance(t, Tensor) else t for t in inputs)   # the caller's stay untouched
-    named,params = _named(layer, inputs)
+    before = _held(layer)
     out = layer(*inputs)
-    out.g = G = _upstream(out, seed)
-    for t in (*named.values(), *params.values()):
-        if hasattr(t, 'g'): del t.g                      # a stale gradient of an earlier pass
-    layer.backward()
-    named |= params
-    analytic = {k: t.g for k,t in named.items() if getattr(t, 'g', None) is not None}
-    if not analytic: raise ValueError(f"{type(layer).__name__}.backward() set no .g on its inputs or tensor attributes")
-    if tol is None and (odd := {str(named[k].dtype) for k in analytic if named[k].dtype not in GRADCHECK_TOL}):
+    held = {k: v for k,v in _held(layer).items() if before.get(k) is v}    # kept across the call: not activations
+    named,params = _named(layer, inputs, held)
+    judged = _judged(named, params, scalar=out.ndim == 0)
+    if not judged: raise ValueError(f"gradcheck_layer: {type(layer).__name__} has no floating input or tensor to check")
+    if tol is None and (odd := {str(t.dtype) for t in judged.values() if t.dtype not in GRADCHECK_TOL}):
         raise TypeError(f"gradcheck_layer: no default tolerance for {', '.join(sorted(odd))}; pass `tol`")
-    try: s,copies = _numeric_ref(layer, inputs, params, G)
-    except Exception as e:
-        if any(t.dtype != torch.float64 for t in named.values() if t.is_floating_point()):
-            raise RuntimeError(f"gradcheck_layer: cannot judge {type(layer).__name__}: the differences need float64, "
-                               f"and no float64 copy runs ({type(e).__name__}: {e}); use float64") from e
-        s,copies = (lambda: (layer(*inputs)*G).sum()),named
+    for t in judged.values():
+        if hasattr(t, 'g'): del t.g                      # a stale gradient of an earlier pass
+    out.g = G = _upstream(out, seed)
+    layer.backward()
+    judged = _judged(named, params, scalar=out.ndim == 0)         # a target whose `.g` backward set is judged too
+    s,copies = _reference(layer, inputs, params, G, judged)
     check = f"finite differences, {name or type(layer).__name__}"
-    return [r for k,g in analytic.items() for r in compare_grads({k: g}, {k: numeric_grad(s, copies[k], eps)},
-            GRADCHECK_TOL[named[k].dtype] if tol is None else tol, check, like={k: named[k]})]
+    return [r for k,t in judged.items() for r in compare_grads({k: getattr(t, 'g', None)},
+            {k: numeric_grad(s, copies[k], eps)}, GRADCHECK_TOL[t.dtype] if tol is None else tol, check, like={k: t})]
+
 
 # %% ../nbs/05_gradcheck.ipynb #ed0332d2
 def layer_cases(seed:int=0,          # seed for every input, weight and bias

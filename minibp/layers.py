@@ -19,6 +19,20 @@ def _need_forward(layer):
         raise RuntimeError(f"{type(layer).__name__}.backward() called before a forward pass: "
                            "call the layer (or model) on inputs first")
 
+def _loss_g(out, name:str):
+    "What a loss layer's backward multiplies by: the loss's `out.g` where it is set (a number or a 0-d tensor), else 1"
+    g = getattr(out, 'g', None)
+    if g is None: return 1.                                  # the pass starts here: d loss / d loss = 1
+    if isinstance(g, (int, float)) and not isinstance(g, bool): return g
+    if not isinstance(g, Tensor):
+        raise TypeError(f"{name}.backward(): expected the loss's out.g as a number or a 0-d torch tensor, "
+                        f"got {type(g).__name__}")
+    if g.ndim != 0: raise ValueError(f"{name}.backward(): expected the loss's out.g of shape (), got {shape_of(g)}")
+    if (g.dtype, g.device) != (out.dtype, out.device):
+        raise TypeError(f"{name}.backward(): expected the loss's out.g in {out.dtype} on {out.device}, like the loss, "
+                        f"got {g.dtype} on {g.device}")
+    return g
+
 
 # %% ../nbs/04_layers.ipynb #8780845f
 class PlainRelu():
@@ -45,12 +59,14 @@ class PlainLin():
 
 # %% ../nbs/04_layers.ipynb #f5ef84d5
 class PlainMse():
-    "MSE loss layer: calling it with `(inp, targ)` returns the loss; `backward` sets `inp.g`"
+    "MSE loss layer: calling it with `(inp, targ)` returns the loss; `backward` sets `inp.g`, times `out.g` if set"
     def __call__(self, inp, targ):
         self.inp,self.targ = inp,targ
         self.out = mse(inp, targ)
         return self.out
-    def backward(self): _need_forward(self); mse_grad(self.inp, self.targ)
+    def backward(self):
+        _need_forward(self); mse_grad(self.inp, self.targ)
+        self.inp.g = self.inp.g * _loss_g(self.out, 'PlainMse')   # a loss scaled upstream: the chain rule once more
 
 # %% ../nbs/04_layers.ipynb #3561a02c
 def _backward(layer, accumulate:bool):
@@ -97,10 +113,23 @@ class Sequential():
         if self.fresh is None:
             raise RuntimeError(f"{name}.backward() called before a forward pass: call the model on inputs first")
         if not self.fresh:
-            raise RuntimeError(f"{name}.backward() called twice after one forward pass: call the model again first")
-        if self.loss is None and getattr(self.out, 'g', None) is None:
+            raise RuntimeError(f"{name}.backward(): the latest forward pass is already backpropagated (a model "
+                               "backpropagates its latest forward pass, once): call the model again first")
+        if self.loss is None: self._check_out_g()
+    def _check_out_g(self):
+        name,o,g = type(self).__name__,self.out,getattr(self.out, 'g', None)
+        if g is None:
             raise RuntimeError(f"{name}.backward() without a loss starts from the output's gradient: "
-                               f"set `out.g` (shape {shape_of(self.out)}) first")
+                               f"set `out.g` (shape {shape_of(o)}) first")
+        if not isinstance(g, Tensor):
+            raise TypeError(f"{name}.backward(): expected out.g as a torch tensor of shape {shape_of(o)}, "
+                            f"got {type(g).__name__}")
+        if shape_of(g) != shape_of(o):
+            raise ValueError(f"{name}.backward(): expected out.g of shape {shape_of(o)}, like the output, "
+                             f"got {shape_of(g)}")
+        if (g.dtype, g.device) != (o.dtype, o.device):
+            raise TypeError(f"{name}.backward(): expected out.g in {o.dtype} on {o.device}, like the output, "
+                            f"got {g.dtype} on {g.device}")
 
 
 # %% ../nbs/04_layers.ipynb #c1b0b675
@@ -157,12 +186,13 @@ class Module():
     def bwd(self, out, *args): raise NotImplementedError(f"{type(self).__name__} must define bwd(out, *args)")
     def backward(self, accumulate:bool=False, # start a pass that adds to the `.g` of earlier passes
                 ):
-        "Run `bwd` on the latest call not yet backpropagated, in the pass that wrote `out.g` (else a new one); forget the call"
+        "Run `bwd` for the latest call not yet backpropagated, in the pass that wrote `out.g` (else a new one)"
         args,out,saved = self._latest_call()
         p = _pass_of(out, accumulate)
-        ts = [t for t in (*args, *self.parameters()) if isinstance(t, Tensor)]
-        _begin(ts, p)
         for k,v in saved.items(): setattr(self, k, v)            # what forward kept for this call (e.g. a log-softmax)
+        held = [v for k,v in vars(self).items() if k != 'out']   # tensors held as attributes, listed or not
+        ts = [t for t in (*args, *self.parameters(), *held) if isinstance(t, Tensor)]
+        _begin(ts, p)
         self.bwd(out, *args)
         _end(ts, p)
         self._calls.pop()
@@ -174,8 +204,10 @@ class Module():
         calls = self.__dict__.setdefault('_calls', [])
         calls[:] = [c for c in calls if c[1]() is not None]
         if not calls:
-            raise RuntimeError(f"{type(self).__name__}.backward() called twice after one forward pass: each backward() "
-                               "backpropagates one call of the layer, and every call has been; call the layer again first")
+            raise RuntimeError(f"{type(self).__name__}.backward(): no call left to backpropagate (called twice after "
+                               "one forward pass, or more often than the layer was called): each backward() "
+                               "backpropagates one call of the layer, and every call has been; call the layer "
+                               "again first")
         args,ref,saved = calls[-1]
         return args, ref(), saved
 
@@ -205,9 +237,9 @@ class Lin(Module):
 
 # %% ../nbs/04_layers.ipynb #bed66ebd
 class Mse(Module):
-    "MSE loss `mse(inp, targ)` as a layer; its backward adds `mse_backward(inp, targ)`, `2 (inp - targ)/n`, to `inp.g`"
+    "MSE loss `mse(inp, targ)` as a layer; backward adds `mse_backward(inp, targ)`, `2 (inp - targ)/n`, times `out.g`"
     def forward(self, inp, targ): return mse(inp, targ)
-    def bwd(self, out, inp, targ): add_grad(inp, mse_backward(inp, targ))
+    def bwd(self, out, inp, targ): add_grad(inp, mse_backward(inp, targ)*_loss_g(out, 'Mse'))
 
 
 # %% ../nbs/04_layers.ipynb #7432aad1
