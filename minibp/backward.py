@@ -7,7 +7,7 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 from .core import shape_of
-from .forward import lin, relu, mse, check_lin, check_mse
+from .forward import lin, relu, mse, check_lin, check_mse, _need_tensors
 
 # %% auto #0
 __all__ = ['mse_backward', 'mse_grad', 'relu_backward', 'relu_grad', 'lin_backward', 'lin_grad', 'forward_and_backward']
@@ -35,6 +35,10 @@ def _check_g(g:Tensor|None, shape:tuple, dtype, name:str):
     "Raise a clear error unless the gradient arriving at a step's output is a tensor of `shape` and `dtype`"
     if g is None:
         raise ValueError(f"{name}: the output's gradient is missing (None): run the backward of the next step first")
+    if not isinstance(g, Tensor):
+        raise TypeError(f"{name}: expected the output's gradient as a torch tensor in {dtype}, got {type(g).__name__}")
+    if not dtype.is_floating_point:
+        raise TypeError(f"{name}: gradients flow only through floating-point tensors, got an input of {dtype}")
     if shape_of(g) != tuple(shape):
         raise ValueError(f"{name}: expected the output's gradient of shape {tuple(shape)}, got {shape_of(g)}")
     if g.dtype != dtype:
@@ -46,6 +50,7 @@ def relu_backward(g:Tensor,   # the gradient at relu's output, `out.g`, shape an
                   inp:Tensor, # the input relu was called on
                  ) -> Tensor:
     "The gradient at relu's input: `g` where `inp > 0`, else 0 (relu's derivative is the step function, notebook 02)"
+    _need_tensors('relu_backward', inp=inp)
     _check_g(g, inp.shape, inp.dtype, 'relu_backward')
     return torch.where(inp > 0, g, 0.)     # not g * (inp > 0): that makes a float copy of the mask (notebook 09)
 
