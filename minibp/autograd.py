@@ -164,7 +164,7 @@ def backward(self:Var, grad:Tensor|None=None,   # the gradient of this `Var` (de
             pgs = n.backward(g); _check_grads(n, pgs)
             for p,pg in zip(n.parents, pgs):
                 if p is None or pg is None: continue
-                pg = _to_parent(pg, p, n.op)
+                pg = _to_parent(pg, p, n.op or 'an operation without a name')
                 grads[p] = grads[p] + pg if p in grads else pg
             if not retain_graph: n.backward,n.parents = _freed,()
 

@@ -472,7 +472,11 @@ def _scalar_grads_ref(x, w, b, y) -> dict:
     _,(dw,db) = torch_grads(lambda w, b: ((x*w + b).relu() - y).pow(2).sum(), w, b)
     return {'dw': dw, 'db': db}
 
-def _xwby(g, shape, dtype): return {k: _randn(g, *shape, dtype=dtype) for k in ('x', 'w', 'b', 'y')}
+def _xwby(g, shape, dtype):
+    "x, w, b, y of `shape`, with x*w + b exactly 0 at the first entry (where ReLU's gradient is 0, not 1)"
+    i = {k: _randn(g, *shape, dtype=dtype) for k in ('x', 'w', 'b', 'y')}
+    i['x'].view(-1)[0] = 0.; i['b'].view(-1)[0] = 0.
+    return i
 
 _exercise('scalar_grads', '02_chain_rule', 'scalar_grads(x, w, b, y) -> (dw, db) for sum((relu(x*w + b) - y)**2)',
     cases=lambda g: [(f"shape {s} ({_dt(dt)})", _xwby(g, s, dt)) 
@@ -551,7 +555,9 @@ _NAMES3 = ('x', 'w1', 'b1', 'w2', 'b2', 'w3', 'b3')
 
 def _backward3_inputs(g, n, dtype):
     shapes = dict(x=(n, 5), targ=(n,), w1=(5, 4), b1=(4,), w2=(4, 3), b2=(3,), w3=(3, 1), b3=(1,))
-    return {k: _randn(g, *s, dtype=dtype) + (.5 if k[0] == 'b' else 0.) for k,s in shapes.items()}
+    i = {k: _randn(g, *s, dtype=dtype) + (.5 if k[0] == 'b' else 0.) for k,s in shapes.items()}
+    i['x'][0] = 0.; i['b1'][0] = 0.          # row 0's first hidden unit is exactly 0: ReLU's gradient there is 0
+    return i
 
 def _backward3_ref(x, targ, w1, b1, w2, b2, w3, b3, relu=torch.relu) -> dict:
     loss,grads = torch_grads(lambda *ts: F.mse_loss(_mlp3(*ts, relu=relu)[:, 0], targ), x, w1, b1, w2, b2, w3, b3)

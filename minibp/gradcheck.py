@@ -89,6 +89,8 @@ def _grad_problem(g,   # a gradient, or None
                  ) -> str:
     "Why `g` cannot be right whatever its values (missing, or of another shape, dtype or device than `ref`), else ''"
     if g is None: return 'no gradient'
+    if not isinstance(g, Tensor): return f'a {type(g).__name__}, expected a torch tensor'
+    if not (g.is_floating_point() or g.is_complex()): return f'dtype {str(g.dtype)[6:]}, expected a floating dtype'
     if shape_of(g) != shape_of(ref): return f'shape {shape_of(g)}, expected {shape_of(ref)}'
     if same_dtype and g.dtype != ref.dtype: return f'dtype {str(g.dtype)[6:]}, expected {str(ref.dtype)[6:]}'
     if same_dtype and g.device != ref.device: return f'on {g.device}, expected {ref.device}'

@@ -76,11 +76,24 @@ def _backward(layer, accumulate:bool):
         raise TypeError(f"{type(layer).__name__}.backward() cannot accumulate: it assigns .g; use Module layers")
     layer.backward(accumulate=True)
 
+def _check_plain(steps:list):
+    "Refuse what the lesson's plain layers (which *assign* `.g`) cannot do in a model: give a wrong gradient"
+    plain = [l for l in steps if not hasattr(l, 'bwd')]                # `Module` layers have `bwd`; plain ones do not
+    if not plain: return
+    names = ', '.join(sorted({type(l).__name__ for l in plain}))
+    if len(plain) < len(steps):
+        raise TypeError(f"Sequential: {names} assign .g (the lesson's form) while Module layers add to it within a "
+                        "pass: mixed, the gradients come out wrong; use Module layers (Lin, Relu, Mse) throughout")
+    if len({id(l) for l in plain}) < len(plain):     # (plain layers sharing a *weight* are this lesson's bug, below)
+        raise TypeError(f"Sequential: a plain layer used twice keeps only its latest call ({names} keep one call "
+                        "and assign .g); use Module layers (Lin, Relu, Mse), which keep every call and add")
+
 class Sequential():
     "Layers run in order, then a loss: `model(x, targ)` returns the loss (the output if `loss` is None)"
     def __init__(self, *layers, # each called on the previous one's output; each has `backward()`
                  loss=None,     # a loss layer, called as `loss(out, targ)`; None to return the output itself
                 ):
+        _check_plain(list(layers) + ([] if loss is None else [loss]))
         self.layers,self.loss,self.fresh = list(layers),loss,None
     def __call__(self, x:Tensor, targ:Tensor|None=None) -> Tensor:
         self._check_call(targ)
@@ -188,10 +201,14 @@ class Module():
                 ):
         "Run `bwd` for the latest call not yet backpropagated, in the pass that wrote `out.g` (else a new one)"
         args,out,saved = self._latest_call()
+        if getattr(out, 'g', None) is None and getattr(out, 'ndim', 0) > 0:
+            raise RuntimeError(f"{type(self).__name__}.backward(): the output of the layer's latest call has no .g: "
+                               "set it on that output (a layer backpropagates its latest call first), or call the "
+                               "layer again")
         p = _pass_of(out, accumulate)
         for k,v in saved.items(): setattr(self, k, v)            # what forward kept for this call (e.g. a log-softmax)
         held = [v for k,v in vars(self).items() if k != 'out']   # tensors held as attributes, listed or not
-        ts = [t for t in (*args, *self.parameters(), *held) if isinstance(t, Tensor)]
+        ts = [t for t in (*args, *self.parameters(), *held) if isinstance(t, Tensor) and t is not out]   # not out.g
         _begin(ts, p)
         self.bwd(out, *args)
         _end(ts, p)
