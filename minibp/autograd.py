@@ -93,7 +93,7 @@ class Var:
 def _operand(o, op:str):
     "`o` for a binary operation: a `Var`, a Python number (a constant), or a tensor (made a constant `Var`)"
     if isinstance(o, Var): return o
-    if isinstance(o, numbers.Number) and not isinstance(o, complex): return float(o) if not isinstance(o, int) else o
+    if isinstance(o, numbers.Number) and not isinstance(o, complex): return o if isinstance(o, int) else float(o)
     if isinstance(o, Tensor): return Var(o)
     raise TypeError(f"{op}: expected a Var, a tensor or a number, got {type(o).__name__}")
 

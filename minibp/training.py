@@ -105,8 +105,7 @@ def relu_grad_(inp:Tensor, # the in-place ReLU's tensor: `relu_(inp)` returned `
     "Gradient of the in-place ReLU, in place: `out.g *= sign(out)`; the activations become the mask, `inp.g` is `out.g`"
     if inp is not out:
         raise ValueError("relu_grad_: expected the in-place ReLU's tensor (inp is out); for out = relu(inp) use "
-                         "relu_grad, "
-                         "else inp.g and out.g would be one tensor")
+                         "relu_grad, else inp.g and out.g would be one tensor")
     if getattr(out, 'g', None) is None:
         raise ValueError("relu_grad_: out.g is not set: run the backward pass of the layer after relu first")
     if out.g.shape != out.shape:
