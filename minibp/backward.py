@@ -62,6 +62,7 @@ def relu_grad(inp:Tensor, # the input of relu
     "Set `inp.g` from `out.g` for `out = relu(inp)`: `relu_backward(out.g, inp)`, the gradient where `inp > 0`, else 0"
     if getattr(out, 'g', None) is None:
         raise ValueError("relu_grad: out.g is not set: run the backward pass of the layer after relu first")
+    _need_tensors('relu_grad', **{'out.g': out.g})
     if out.g.shape != inp.shape:
         raise ValueError(f"relu_grad: expected out.g of shape {shape_of(inp)}, like inp, got {shape_of(out.g)}")
     inp.g = relu_backward(out.g, inp)
@@ -90,6 +91,7 @@ def lin_grad(inp:Tensor,          # the layer's input, (n, m)
     check_lin(inp, w, b, 'lin_grad')
     if getattr(out, 'g', None) is None:
         raise ValueError("lin_grad: out.g is not set: run the backward pass of the layer after this one first")
+    _need_tensors('lin_grad', **{'out.g': out.g})
     if out.g.shape != (inp.shape[0], w.shape[1]):
         raise ValueError(f"lin_grad: expected out.g of shape {(inp.shape[0], w.shape[1])}, got {shape_of(out.g)}")
     inp_g,w.g,b.g = lin_backward(out.g, inp, w, inp_grad)

@@ -91,6 +91,7 @@ def _grad_problem(g,   # a gradient, or None
     if g is None: return 'no gradient'
     if not isinstance(g, Tensor): return f'a {type(g).__name__}, expected a torch tensor'
     if not (g.is_floating_point() or g.is_complex()): return f'dtype {str(g.dtype)[6:]}, expected a floating dtype'
+    if g.is_complex() and not (isinstance(ref, Tensor) and ref.is_complex()): return 'complex, expected a real gradient'
     if shape_of(g) != shape_of(ref): return f'shape {shape_of(g)}, expected {shape_of(ref)}'
     if same_dtype and g.dtype != ref.dtype: return f'dtype {str(g.dtype)[6:]}, expected {str(ref.dtype)[6:]}'
     if same_dtype and g.device != ref.device: return f'on {g.device}, expected {ref.device}'

@@ -193,6 +193,8 @@ class Module():
         calls = self.__dict__.setdefault('_calls', [])
         calls[:] = [c for c in calls if c[1]() is not None]      # drop calls whose output no one holds any more
         calls.append((args, _ref(out), saved))
+        if isinstance(out, Tensor):       # the output keeps its call's inputs alive, as a PyTorch tensor keeps its graph
+            out._inputs = tuple(a for a in args if a is not out)
         self.args,self.out = args,out
         return out
     def forward(self, *args): raise NotImplementedError(f"{type(self).__name__} must define forward(*args)")
@@ -210,7 +212,9 @@ class Module():
         held = [v for k,v in vars(self).items() if k != 'out']   # tensors held as attributes, listed or not
         ts = [t for t in (*args, *self.parameters(), *held) if isinstance(t, Tensor) and t is not out]   # not out.g
         _begin(ts, p)
-        self.bwd(out, *args)
+        latest,(self.args,self.out) = (self.args, self.out),(args, out)    # bwd may read self.args, self.out
+        try: self.bwd(out, *args)
+        finally: self.args,self.out = latest
         _end(ts, p)
         self._calls.pop()
     def parameters(self) -> list:

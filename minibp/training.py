@@ -145,7 +145,7 @@ class HandStep:
         self.model.backward()
         self.opt.lr = lr
         self.opt.step()
-        return loss
+        return loss.detach()          # the number alone: the batch's activations are not kept with it
     def predict(self, x:Tensor) -> Tensor:
         "Logits for the rows of `x`"
         return mlp(x, *self.params)
