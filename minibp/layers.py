@@ -193,7 +193,7 @@ class Module():
         calls = self.__dict__.setdefault('_calls', [])
         calls[:] = [c for c in calls if c[1]() is not None]      # drop calls whose output no one holds any more
         calls.append((args, _ref(out), saved))
-        if isinstance(out, Tensor):       # the output keeps its call's inputs alive, as a PyTorch tensor keeps its graph
+        if isinstance(out, Tensor):       # the output keeps its call's inputs alive, as a torch tensor keeps its graph
             out._inputs = tuple(a for a in args if a is not out)
         self.args,self.out = args,out
         return out
