@@ -10,7 +10,7 @@ nbdev reads the notebooks: its `NBProcessor` parses the `#|` directives (`nbdev.
 processors hide cells and lines and add a `show_doc` entry after every exported name, as `nbdev_docs` does before it
 hands the notebooks to Quarto. Quarto cannot be installed offline, so nbconvert renders the HTML, and a local copy of
 MathJax (the `jupyter-server-mathjax` package) draws the math: the site loads nothing from another machine.
-Notebook nbs/12_site.ipynb tests this file; .github/workflows/deploy.yaml publishes what it builds.
+Notebook nbs/15_site.ipynb tests this file; .github/workflows/deploy.yaml publishes what it builds.
 """
 from __future__ import annotations
 import argparse, html, importlib, re, shutil, sys, tempfile

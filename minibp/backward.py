@@ -52,7 +52,7 @@ def relu_backward(g:Tensor,   # the gradient at relu's output, `out.g`, shape an
     "The gradient at relu's input: `g` where `inp > 0`, else 0 (relu's derivative is the step function, notebook 02)"
     _need_tensors('relu_backward', inp=inp)
     _check_g(g, inp.shape, inp.dtype, 'relu_backward')
-    return torch.where(inp > 0, g, 0.)     # not g * (inp > 0): that makes a float copy of the mask (notebook 09)
+    return torch.where(inp > 0, g, 0.)     # not g * (inp > 0): that makes a float copy of the mask (notebook 12)
 
 
 # %% ../nbs/03_backward.ipynb #79e2a86d
