@@ -243,6 +243,7 @@ def conv2d_grad(inp:Tensor,         # the layer's input, (n, c_in, h, w)
     check_conv(inp, w, b, stride, padding, 'conv2d_grad')
     if getattr(out, 'g', None) is None:
         raise ValueError("conv2d_grad: out.g is not set: run the backward pass of the layer after this one first")
+    _need_tensors('conv2d_grad', **{'out.g': out.g})
     inp_g,w.g,b.g = conv2d_backward(out.g, inp, w, stride, padding, inp_grad)
     if inp_grad: inp.g = inp_g
 
@@ -319,6 +320,7 @@ def max_pool2d_grad(inp:Tensor, # the input, (n, c, h, w)
     "Set `inp.g` from `out.g` for `out = max_pool2d(inp, k)`: `max_pool2d_backward(out.g, inp, k)`"
     if getattr(out, 'g', None) is None:
         raise ValueError("max_pool2d_grad: out.g is not set: run the backward pass of the layer after this one first")
+    _need_tensors('max_pool2d_grad', **{'out.g': out.g})
     inp.g = max_pool2d_backward(out.g, inp, k)
 
 # %% ../nbs/10_conv.ipynb #5c0a1e30
