@@ -204,7 +204,7 @@ def _complex(p:_Part):
 
 def _known_mistake(p:_Part):
     "equal to one of the exercise's likely mistakes (that is not itself right)"
-    for code,sentence,wrong in p.mistakes:
+    for code,sentence,wrong,*_ in p.mistakes:        # (code, sentence, wrong value[, which of the exercise's])
         w = _as_tensor(wrong, p.e).double()
         if _close(p.gf, w, p.tol) and not _close(w, p.ef, p.tol): return code, sentence
 
@@ -974,6 +974,9 @@ def _ln_sums(axes, xhat=True):
         return {'w_g': (g*h).sum(a), 'b_g': g.sum(a)} if xhat else {'w_g': (g*h).sum(a)}
     return build
 
+_LN_UNBIASED = ("normalised with the unbiased variance (divided by d - 1, as torch's var() does unless told "
+                "unbiased=False): LayerNorm, as PyTorch's, divides by d, the features of a row")
+
 def _rows(x) -> tuple: return tuple(range(x.ndim - 1))      # every axis but the last
 
 _exercise('ln_backward', '09_norm',
@@ -997,10 +1000,8 @@ _exercise('ln_backward', '09_norm',
                        "parameter sums over every axis but the last", _ln_sums(lambda x: 0)),
         ('x_not_xhat', "the scale's gradient sums g·x̂ (the normalised input), not g·x",
          _ln_sums(_rows, xhat=False)),
-        ('unbiased', "normalised with the unbiased variance (divided by d - 1): LayerNorm, as PyTorch's, divides by "
-                     "d, the features of a row", _ln_like(ddof=1, factor=True)),
-        ('unbiased', "the unbiased variance (torch's var() divides by d - 1 unless told unbiased=False): LayerNorm, as "
-                     "PyTorch's, divides by d, the features of a row", _ln_like(ddof=1)),
+        ('unbiased', _LN_UNBIASED, _ln_like(ddof=1, factor=True)),
+        ('unbiased', _LN_UNBIASED, _ln_like(ddof=1)),           # torch's var(), in PyTorch's formula
         ('no_mean_path', _MEAN_PATH, _ln_like(terms='v')),
         ('no_var_path', _VAR_PATH, _ln_like(terms='m')),
         ('eps', _EPS_OUT, _ln_like(eps_at='outside')),
@@ -1021,6 +1022,8 @@ def _kept(y, x, p) -> Tensor:
     if not isinstance(y, Tensor): raise _Wrong('type', f"expected forward to return a tensor, got {type(y).__name__}")
     if shape_of(y) != shape_of(x):
         raise _Wrong('shape', f"expected forward to return x's shape {shape_of(x)}, got {shape_of(y)}")
+    if y is x: raise _Wrong('aliased', "forward returns its input itself: a layer's output is a tensor of its own "
+                                       "(its .g is not the input's); return inp * mask / (1 - p), even for p = 0")
     kept = y.detach() != 0
     dropped,tol = 1 - kept.double().mean().item(),8*(p*(1 - p)/x.numel())**.5
     if abs(dropped - p) <= tol: return kept
@@ -1164,10 +1167,10 @@ _exercise('conv_weight_grad', '10_conv',
          lambda **i: {'w_g': _conv_grads(**i)[1].transpose(0, 1)}),
         ('stride', _STRIDE, lambda g, **i: {'w_g': _conv_grads(g, **i, conv=_stride_one(g))[1]}),
         ('padding', _PAD, lambda **i: {'w_g': _conv_grads(**i, conv=_unpadded)[1]}),
-        ('bias_axes', "b_g is not summed over the batch: it sums g over axes 0, 2 and 3, one value per output channel",
+        ('bias_axes', "not summed over the batch: b_g sums g over axes 0, 2 and 3, one value per output channel",
          lambda g, **_: {'b_g': g.sum((2, 3))}),
-        ('bias_axes', "b_g is not summed over the positions: it sums g over axes 0, 2 and 3, one value per output "
-                      "channel", lambda g, **_: {'b_g': g.sum(0)}),
+        ('bias_axes', "not summed over the positions: b_g sums g over axes 0, 2 and 3, one value per output channel",
+         lambda g, **_: {'b_g': g.sum(0)}),
     ])
 
 def _transposed(g, w, stride, padding, **kw):
@@ -1286,9 +1289,9 @@ def _reference(ex:Exercise, inputs:dict, seen:dict) -> tuple:
     `seen`: what the call saw of the answer (its parts named '_...'), for a reference that depends on the answer's own
     random draws or free choices (a dropout mask, the maximum of a tie)"""
     expected,mistakes = _parts(ex.ref(**_clone(inputs), **seen)),{}
-    for code,sentence,build in ex.mistakes:
+    for j,(code,sentence,build) in enumerate(ex.mistakes):
         for k,w in _parts(build(**_clone(inputs), **seen)).items():
-            mistakes.setdefault(k, []).append((code, sentence, w))
+            mistakes.setdefault(k, []).append((code, sentence, w, j))
     return expected,mistakes
 
 def _part_opts(opts:dict, part:str) -> dict:
@@ -1303,13 +1306,13 @@ def _alike(got, w, e:Tensor, opts:dict) -> bool:
     return _close(g.double(), _as_tensor(w, e).double(), opts.get('tol') or _tol(e.dtype))
 
 def _mistake_sets(mistakes:dict, expected:dict, got:dict, opts:dict) -> tuple:
-    """The mistakes this case tells apart from the reference (`shows`), and those among them that the answer's parts
-    all equal (`matches`); each as (code, sentence), so that one code may name several ways to the same slip"""
+    """The likely mistakes this case tells apart from the reference (`shows`), and those among them that the answer's
+    parts all equal (`matches`); each by its place in the exercise's list (one code may name several ways to a slip)"""
     shows,differs = set(),set()
     for k,e in expected.items():
-        for code,sentence,w in mistakes.get(k, ()):
-            if not _alike(e, w, e, opts): shows.add((code, sentence))
-            if not _alike(got.get(k), w, e, opts): differs.add((code, sentence))
+        for *_,w,j in mistakes.get(k, ()):
+            if not _alike(e, w, e, opts): shows.add(j)
+            if not _alike(got.get(k), w, e, opts): differs.add(j)
     return shows, shows - differs
 
 def _run_case(ex:Exercise, answer, inputs:dict, where:str, named:bool=True) -> Verdict:
@@ -1344,15 +1347,16 @@ def _raised(ex:Exercise, e:Exception, inputs:dict, where:str) -> Verdict:
     return Verdict('wrong', ex.name, f"{where}{cause[1]} (raised {type(e).__name__}: {said})", cause[0])
 
 def _coincidence(ex:Exercise, answer, v:Verdict, seed:int, i:int, oks:list) -> bool:
-    """Whether the likely mistake `v` names (found on case `i`) is refuted by another case: one that tells that
-    mistake apart, where the answer does something else (a one-number answer may match a mistake by chance)"""
-    named = {(c, s) for c,s,_ in ex.mistakes if c == v.code and s in v.diagnosis}
-    if not named: return False
-    if any(named & o.shows for o in oks): return True               # the earlier cases passed
+    """Whether the likely mistake `v` names (found on case `i`) is refuted by other cases: each mistake it may be (its
+    code and sentence) is told apart by one of them, where the answer does something else (a one-number answer may
+    match a mistake by chance)"""
+    named = {j for j,(c,s,_) in enumerate(ex.mistakes) if c == v.code and s in v.diagnosis}
+    left = {j for j in named if not any(j in o.shows for o in oks)}        # the earlier cases passed
     for label,inputs in ex.cases(torch.Generator().manual_seed(seed))[i + 1:]:
+        if not left: break
         w = _run_case(ex, answer, inputs, '')
-        if named & w.shows and not named & w.matches: return True
-    return False
+        left -= w.shows - w.matches
+    return bool(named) and not left
 
 # %% ../nbs/13_exercises.ipynb #9f6b2d3a
 def exercise(name:str,      # the exercise, one of `EXERCISES`
