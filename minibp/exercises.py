@@ -922,7 +922,7 @@ _EPS_OUT = "eps outside the square root: PyTorch divides by sqrt(var + eps)"
 _EPS_NONE = "eps is left out: PyTorch divides by sqrt(var + eps), which matters where a variance is small"
 
 _exercise('bn_backward', '09_norm',
-    'bn_backward(g, x, w, eps=1e-5) -> x_g, BatchNorm in training over every axis but 1, (n, c) or (n, c, h, w)',
+    'bn_backward(g, x, w, eps=1e-5) -> x_g, BatchNorm in training: over every axis but 1, biased variance (PyTorch)',
     cases=_norm_cases([("7x5 (float64)", (7, 5), {}),
                        ("(2, 3, 5, 4): batch 2, 3 channels of 5x4 (float64)", (2, 3, 5, 4), {}),
                        ("(1, 4, 3, 5): one image (float64)", (1, 4, 3, 5), {}),
@@ -1177,10 +1177,6 @@ def _transposed(g, w, stride, padding, **kw):
     "The output gradient through conv_transpose2d as a student may call it"
     return F.conv_transpose2d(g, w, stride=stride, padding=padding, **kw)
 
-def _uncovered(x, g, w, stride, padding) -> int:
-    "How many rows at the bottom of the padded input no window reaches: (h + 2 padding - kh) % stride"
-    return (x.shape[-2] + 2*padding - w.shape[-2]) % stride
-
 _exercise('conv_input_grad', '10_conv',
     'conv_input_grad(g, x, w, stride=1, padding=0) -> x_g, for out = conv2d(x, w, b, stride, padding)',
     cases=_conv_cases,
@@ -1285,7 +1281,8 @@ def _kind(ex:Exercise, answer) -> Verdict|None:
     return Verdict('wrong', ex.name, f"{ex.name!r} wants {want}: {ex.signature}; got {got}{see}", 'kind')
 
 def _reference(ex:Exercise, inputs:dict, seen:dict) -> tuple:
-    """The expected parts, and each part's likely mistakes as (code, sentence, wrong value); on copies of `inputs`.
+    """The expected parts, and each part's likely mistakes as (code, sentence, wrong value, place in the exercise's
+    list); on copies of `inputs`.
     `seen`: what the call saw of the answer (its parts named '_...'), for a reference that depends on the answer's own
     random draws or free choices (a dropout mask, the maximum of a tie)"""
     expected,mistakes = _parts(ex.ref(**_clone(inputs), **seen)),{}
