@@ -4,7 +4,7 @@
 
 # %% ../nbs/13_exercises.ipynb #642cd379
 from __future__ import annotations
-import sys
+import math, sys
 import torch
 import torch.nn.functional as F
 from torch import Tensor
@@ -204,7 +204,7 @@ def _complex(p:_Part):
 
 def _known_mistake(p:_Part):
     "equal to one of the exercise's likely mistakes (that is not itself right)"
-    for code,sentence,wrong in p.mistakes:
+    for code,sentence,wrong,*_ in p.mistakes:        # (code, sentence, wrong value[, which of the exercise's])
         w = _as_tensor(wrong, p.e).double()
         if _close(p.gf, w, p.tol) and not _close(w, p.ef, p.tol): return code, sentence
 
@@ -314,18 +314,19 @@ class Exercise:
                  signature:str,         # what the student writes
                  cases,                 # `cases(gen)` -> list of (label, dict of inputs), drawn from `gen`
                  call,                  # `call(answer, **inputs)` -> dict of part name -> what the answer gave
-                 ref,                   # `ref(**inputs)` -> dict of part name -> expected tensor (or a tensor: part '')
-                 mistakes=(),           # (code, sentence, build): `build(**inputs)` -> the wrong answer's parts
+                 ref,                   # `ref(**inputs, **seen)` -> dict of part name -> expected tensor (or a tensor)
+                 mistakes=(),           # (code, sentence, build): `build(**inputs, **seen)` -> the wrong answer's parts
                  opts=None,             # `opts(**inputs)` -> `check` options for every part (`n`, `mask`)
                  kind:str='function',   # what the answer is: 'function', or 'class' (a Module subclass)
                  writes=(),             # the inputs the answer is meant to change in place; all others must stay
                  notes=None,            # input name -> what to do instead, when the answer changes it in place
                  restores=None,         # `restores(**inputs)` -> {input name: step} nudged by ±step and put back
+                 errors=None,           # `errors(exception, **inputs)` -> (code, sentence): its likely cause, or None
                  **check_opts,          # `tol`, `overflow` (or {part: overflow}), `why`: `check` options
                 ):
         self.name,self.lesson,self.signature,self.cases,self.call,self.ref = name,lesson,signature,cases,call,ref
         self.mistakes,self.opts,self.kind,self.writes = mistakes,opts,kind,writes
-        self.notes,self.restores,self.check_opts = notes or {},restores,check_opts
+        self.notes,self.restores,self.errors,self.check_opts = notes or {},restores,errors,check_opts
     def __repr__(self): return f"Exercise({self.name!r}: {self.signature}, in {self.lesson})"
 
 # %% ../nbs/13_exercises.ipynb #1f06bd8c
@@ -853,6 +854,421 @@ _engine_op('tanh', torch.tanh, ('1 - t**2 with t = tanh(x)', lambda x: 1 - x**2)
 _engine_op('sigmoid', torch.sigmoid, ('s * (1 - s) with s = sigmoid(x)', lambda x: x*(1 - x)),
            "write it with s = 1/(1 + exp(-x)), which stays finite")
 
+# %% ../nbs/13_exercises.ipynb #6f109d1d
+def _eps(eps) -> float: return 1e-5 if eps is None else eps
+
+def _n_per(x, dims) -> int: return math.prod(x.shape[d] for d in dims)      # the values of one statistic
+
+def _one_line(g, x, w, dims, eps, ddof=0, factor=False, eps_at='inside', terms='mv') -> tuple:
+    """x's gradient by the one-line backward of a normalisation over `dims` (makemore part 4's form), as a student may
+    write it: the variance divided by n - ddof, makemore's factor n/(n - 1) (`factor`), eps outside the square root or
+    left out (`eps_at`), the terms of the paths through the mean ('m') and the variance ('v') kept; and x̂"""
+    n = _n_per(x, dims)
+    xc = x - x.mean(dims, keepdim=True)
+    v = (xc**2).sum(dims, keepdim=True)/(n - ddof)
+    inv = {'inside': (v + eps).rsqrt(), 'outside': 1/(v.sqrt() + eps), 'none': v.rsqrt()}[eps_at]
+    xh,d = xc*inv,g*w
+    s = lambda t: t.sum(dims, keepdim=True)
+    k = n/(n - 1) if factor else 1.
+    return inv/n*(n*d - (s(d) if 'm' in terms else 0.) - (k*xh*s(d*xh) if 'v' in terms else 0.)), xh
+
+def _bn_axes(x) -> tuple: return (0, *range(2, x.ndim))                    # every axis but 1
+def _per_channel(t, x) -> Tensor: return t.view(1, -1, *[1]*(x.ndim - 2))  # (c,) as (1, c, 1, 1) against x
+
+def _bn_ref(g, x, w, eps) -> Tensor:
+    return torch_grads(lambda x: (F.batch_norm(x, None, None, w, None, True, 0., _eps(eps))*g).sum(), x)[1][0]
+
+def _bn_like(dims=None, w_one=False, eps_given=True, **how):
+    "A likely mistake: the one-line backward of BatchNorm written as `_one_line(..., **how)`, over `dims(x)`"
+    def build(g, x, w, eps):
+        ds = _bn_axes(x) if dims is None else dims(x)
+        ws = _per_channel(torch.ones_like(w) if w_one else w, x)
+        return _one_line(g, x, ws, ds, _eps(eps if eps_given else None), **how)[0]
+    return build
+
+def _norm_inputs(g, shape, per_row:bool, dtype=_F64, scale=1., eps=None, small=False) -> dict:
+    """g, x, w: x of `shape` and `scale` with an offset per statistic (per row for LayerNorm, `per_row`; per channel
+    for BatchNorm), w around 1; `small`: row (or channel) 0 of spread 1e-3, whose variance is below eps"""
+    off = (*shape[:-1], 1) if per_row else (1, shape[1], *[1]*(len(shape) - 2))
+    x = _randn(g, *shape, scale=scale) + _randn(g, *off, scale=3*scale)
+    part = x[0] if per_row else x[:, 0]
+    if small: part.copy_(5 + 1e-3*_randn(g, *part.shape))
+    w = 1 + .5*_randn(g, shape[-1] if per_row else shape[1])
+    return dict(g=_randn(g, *shape, dtype=dtype), x=x.to(dtype), w=w.to(dtype), eps=eps)
+
+def _norm_cases(shapes, per_row:bool):
+    "`cases(g)`: one per (label, shape, options of `_norm_inputs`)"
+    return lambda g: [(label, _norm_inputs(g, s, per_row, **o)) for label,s,o in shapes]
+
+def _norm_call(parts=('',)):
+    "`call` for `answer(g, x, w, eps=...)`; eps is passed only where the case sets one, so the default is used too"
+    def call(ans, g, x, w, eps):
+        f = lambda *a: ans(*a, **({} if eps is None else dict(eps=eps)))
+        return _returns('g', 'x', 'w', parts=parts)(f, g=g, x=x, w=w)
+    return call
+
+def _bn_errors(e, x, **_):
+    "A failed broadcast on an (n, c, h, w) input: a per-channel tensor of shape (c,) lined up with the last axis"
+    if x.ndim > 2 and isinstance(e, RuntimeError) and 'must match the size' in str(e):
+        return 'no_keepdim', ("a per-channel tensor of shape (c,) (a statistic reduced without keepdim, or w) lines "
+                              "up with the last axis, not with the channels: reduce with keepdim=True, view w as "
+                              "(1, c, 1, 1)")
+
+_PYTORCH_BN = ("PyTorch's BatchNorm normalises a batch with the biased variance (divided by n, the values per "
+               "channel) and keeps the unbiased one only for its running estimate")
+_MEAN_PATH = "the path through the mean is dropped: each input also moves the mean that every x̂ subtracts"
+_VAR_PATH = "the path through the variance is dropped: each input also moves the variance that scales every x̂"
+_EPS_OUT = "eps outside the square root: PyTorch divides by sqrt(var + eps)"
+_EPS_NONE = "eps is left out: PyTorch divides by sqrt(var + eps), which matters where a variance is small"
+
+_exercise('bn_backward', '09_norm',
+    'bn_backward(g, x, w, eps=1e-5) -> x_g, BatchNorm in training: over every axis but 1, biased variance (PyTorch)',
+    cases=_norm_cases([("7x5 (float64)", (7, 5), {}),
+                       ("(2, 3, 5, 4): batch 2, 3 channels of 5x4 (float64)", (2, 3, 5, 4), {}),
+                       ("(1, 4, 3, 5): one image (float64)", (1, 4, 3, 5), {}),
+                       ("3x5: batch 3, where n/(n - 1) is 1.5 (float64)", (3, 5), {}),
+                       ("7x5 of scale 100 (float64)", (7, 5), dict(scale=100.)),
+                       ("7x5, channel 0 of spread 1e-3, its variance below eps (float64)", (7, 5), dict(small=True)),
+                       ("7x5 (float32)", (7, 5), dict(dtype=_F32)),
+                       ("7x5, eps=1e-3 (float64)", (7, 5), dict(eps=1e-3))], per_row=False),
+    call=_norm_call(),
+    ref=_bn_ref,
+    why="the one-line formula rounds in another order than autograd's steps through F.batch_norm",
+    errors=_bn_errors,
+    mistakes=[
+        ('unbiased', "normalised with the unbiased variance (divided by n - 1, as makemore part 4 does): "
+                     + _PYTORCH_BN, _bn_like(ddof=1, factor=True)),
+        ('unbiased', "the factor n/(n - 1) of makemore's formula, which normalises with the unbiased variance: "
+                     + _PYTORCH_BN + ", and then the factor is 1", _bn_like(factor=True)),
+        ('unbiased', "the unbiased variance (torch's var() divides by n - 1 unless told unbiased=False): "
+                     + _PYTORCH_BN, _bn_like(ddof=1)),
+        ('no_mean_path', _MEAN_PATH + " (the term - mean(g·w) of the one-line formula)", _bn_like(terms='v')),
+        ('no_var_path', _VAR_PATH + " (the term - x̂ mean(g·w·x̂) of the one-line formula)", _bn_like(terms='m')),
+        ('eps', _EPS_OUT, _bn_like(eps_at='outside')),
+        ('eps', _EPS_NONE, _bn_like(eps_at='none')),
+        ('eps', "the eps it is given is not used (eps=1e-5 whatever the call says)", _bn_like(eps_given=False)),
+        ('no_scale', "the scale w is missing: the gradient reaching x̂ is g·w", _bn_like(w_one=True)),
+        ('wrong_axis', "statistics over the wrong axes, each row's (LayerNorm's): BatchNorm takes each channel's, over "
+                       "every axis but 1", _bn_like(dims=lambda x: tuple(range(1, x.ndim)))),
+        ('batch_axis_only', "statistics over the batch axis only: for (n, c, h, w) inputs BatchNorm takes each "
+                            "channel's over n, h and w (every axis but 1)", _bn_like(dims=lambda x: (0,))),
+    ])
+
+def _ln_ref(g, x, w, eps) -> dict:
+    b = torch.zeros_like(w)
+    _,gs = torch_grads(lambda x, w, b: (F.layer_norm(x, w.shape, w, b, _eps(eps))*g).sum(), x, w, b)
+    return dict(zip(('x_g', 'w_g', 'b_g'), gs))
+
+def _ln_like(dims=None, **how):
+    "A likely mistake: x_g and w_g of LayerNorm from the one-line backward `_one_line(..., **how)` over `dims(x)`"
+    def build(g, x, w, eps):
+        x_g,xh = _one_line(g, x, w, (-1,) if dims is None else dims(x), _eps(eps), **how)
+        return {'x_g': x_g, 'w_g': (g*xh).sum(_rows(x))}
+    return build
+
+def _ln_sums(axes, xhat=True):
+    "A likely mistake: w_g and b_g summed over `axes(x)`; w_g of g·x (not g·x̂) if not `xhat`"
+    def build(g, x, w, eps):
+        h = _one_line(g, x, w, (-1,), _eps(eps))[1] if xhat else x
+        a = axes(x)
+        return {'w_g': (g*h).sum(a), 'b_g': g.sum(a)} if xhat else {'w_g': (g*h).sum(a)}
+    return build
+
+_LN_UNBIASED = ("normalised with the unbiased variance (divided by d - 1, as torch's var() does unless told "
+                "unbiased=False): LayerNorm, as PyTorch's, divides by d, the features of a row")
+
+def _rows(x) -> tuple: return tuple(range(x.ndim - 1))      # every axis but the last
+
+_exercise('ln_backward', '09_norm',
+    'ln_backward(g, x, w, eps=1e-5) -> (x_g, w_g, b_g), LayerNorm over the last axis',
+    cases=_norm_cases([("7x5 (float64)", (7, 5), {}),
+                       ("(2, 3, 5): batch 2, 3 positions, 5 features (float64)", (2, 3, 5), {}),
+                       ("1x5: one row (float64)", (1, 5), {}),
+                       ("7x5 of scale 100 (float64)", (7, 5), dict(scale=100.)),
+                       ("7x5, row 0 of spread 1e-3, its variance below eps (float64)", (7, 5), dict(small=True)),
+                       ("7x5 (float32)", (7, 5), dict(dtype=_F32)),
+                       ("4x6, eps=1e-3 (float64)", (4, 6), dict(eps=1e-3))], per_row=True),
+    call=_norm_call(parts=('x_g', 'w_g', 'b_g')),
+    ref=_ln_ref,
+    why="the one-line formula rounds in another order than autograd's steps through F.layer_norm",
+    mistakes=[
+        ('wrong_axis', "normalised over the wrong axes: LayerNorm takes each row's mean and variance over the last "
+                       "axis (the features), not over the batch", _ln_like(dims=_rows)),
+        ('wrong_axes', "summed over the last axis: the gradient of a per-feature parameter sums over every axis but "
+                       "the last", _ln_sums(lambda x: -1)),
+        ('wrong_axes', "summed over the first axis only: with (..., d) inputs the gradient of a per-feature "
+                       "parameter sums over every axis but the last", _ln_sums(lambda x: 0)),
+        ('x_not_xhat', "the scale's gradient sums g·x̂ (the normalised input), not g·x",
+         _ln_sums(_rows, xhat=False)),
+        ('unbiased', _LN_UNBIASED, _ln_like(ddof=1, factor=True)),
+        ('unbiased', _LN_UNBIASED, _ln_like(ddof=1)),           # torch's var(), in PyTorch's formula
+        ('no_mean_path', _MEAN_PATH, _ln_like(terms='v')),
+        ('no_var_path', _VAR_PATH, _ln_like(terms='m')),
+        ('eps', _EPS_OUT, _ln_like(eps_at='outside')),
+        ('eps', _EPS_NONE, _ln_like(eps_at='none')),
+    ])
+
+# %% ../nbs/13_exercises.ipynb #536bec0f
+def _dropout_layer(ans, p, seed):
+    "A fresh layer of the answer's class, made as `MyDropout(p, seed)` (the answer is the class, or an instance)"
+    m = (ans if isinstance(ans, type) else type(ans))(p, seed)
+    if not (callable(m) and hasattr(m, 'bwd') and hasattr(m, 'backward')):
+        raise _Wrong('kind', f"expected a Module subclass (minibp.layers) with forward and bwd, got {type(m).__name__}")
+    return m
+
+def _kept(y, x, p) -> Tensor:
+    """The mask a forward output `y` shows: True where kept (x has no zeros); wrong if `y` is no tensor of x's shape,
+    or drops a fraction more than 8 standard deviations from p (a right answer fails once in 1e15; p = 0 drops none)"""
+    if not isinstance(y, Tensor): raise _Wrong('type', f"expected forward to return a tensor, got {type(y).__name__}")
+    if shape_of(y) != shape_of(x):
+        raise _Wrong('shape', f"expected forward to return x's shape {shape_of(x)}, got {shape_of(y)}")
+    if y is x: raise _Wrong('aliased', "forward returns its input itself: a layer's output is a tensor of its own "
+                                       "(its .g is not the input's); return inp * mask / (1 - p), even for p = 0")
+    kept = y.detach() != 0
+    dropped,tol = 1 - kept.double().mean().item(),8*(p*(1 - p)/x.numel())**.5
+    if abs(dropped - p) <= tol: return kept
+    if abs(dropped - (1 - p)) <= tol:
+        raise _Wrong('keep_drop_swapped', f"forward drops {dropped:.0%} of the inputs with p = {p}: p is the "
+                                          "probability to drop an input, so keep each with probability 1 - p")
+    raise _Wrong('mask_rate', f"forward drops {dropped:.0%} of the inputs, expected about {p:.0%} (p = {p}: the "
+                              "probability to drop each one)")
+
+def _dropout_one(ans, x, out_g, p, seed) -> dict:
+    """Called twice (a new mask each call), beside a layer of the same seed (the same first mask); then the latest
+    call backpropagated with `backward()`, as a Module is used"""
+    a,x0 = _dropout_layer(ans, p, seed),x.clone()
+    first = _kept(a(x), x, p)
+    if not torch.equal(x, x0):
+        raise _Wrong('in_place', "forward changes its input `x` in place: return x * mask / (1 - p) as a new tensor")
+    if p > 0 and not torch.equal(_kept(_dropout_layer(ans, p, seed)(x), x, p), first):
+        raise _Wrong('seed', "two layers made with the same seed drew different masks: draw from a torch.Generator "
+                             "seeded with `seed` in __init__")
+    y = a(x)
+    kept = _kept(y, x, p)
+    if p > 0 and torch.equal(kept, first):
+        raise _Wrong('same_mask', "two calls of one layer drew the same mask: draw a new mask at each call (seed the "
+                                  "generator once, in __init__)")
+    y.g = out_g
+    a.backward()
+    xg = _g(x)
+    gkept = xg != 0 if isinstance(xg, Tensor) and shape_of(xg) == shape_of(x) else None
+    return {'output': y, 'inp.g': xg, '_kept': kept, '_gkept': gkept}
+
+def _dropout_two(ans, x, out_g, p, seed) -> dict:
+    "Two layers on one input, y = d1(x) + d2(x) + x, backpropagated in one pass as in the Sigmoid exercise"
+    a,b = _dropout_layer(ans, p, seed),_dropout_layer(ans, p, seed + 1)
+    ya,yb = a(x),b(x)
+    ka,kb = _kept(ya, x, p),_kept(yb, x, p)
+    ya.g = yb.g = x.g = out_g       # the sum's backward hands y.g itself to each of its inputs
+    b.bwd(yb, x); a.bwd(ya, x)
+    return {'inp.g': _g(x), '_kept': ka, '_kept_b': kb}
+
+def _dropout_call(ans, x, out_g, p, seed, fan_out):
+    with torch.random.fork_rng(devices=[]):     # an answer that draws from torch's global generator leaves it as it was
+        return (_dropout_two if fan_out else _dropout_one)(ans, x, out_g, p, seed)
+
+def _dropout_ref(x, out_g, p, seed, fan_out, _kept=None, _kept_b=None, _gkept=None) -> dict:
+    "Autograd through x * mask / (1 - p) with the masks the answer's forward drew (none if it raised)"
+    if _kept is None: return {}
+    f = lambda x, m: x*m/(1 - p)
+    if fan_out: return {'inp.g': torch_grads(lambda x: ((f(x, _kept) + f(x, _kept_b) + x)*out_g).sum(), x)[1][0]}
+    return {'output': f(x, _kept), 'inp.g': torch_grads(lambda x: (f(x, _kept)*out_g).sum(), x)[1][0]}
+
+def _with_mask(build, fan_out:bool=False):
+    "A likely mistake built from the mask the answer's forward drew, for the one-layer cases (or the two-layer one)"
+    return lambda _kept=None, **i: {} if _kept is None or i['fan_out'] != fan_out else build(kept=_kept, **i)
+
+def _dropout_cases(g):
+    def x(*shape):
+        t = _randn(g, *shape)
+        return t.masked_fill(t == 0, 1.)        # no zeros: the output's zeros are the dropped inputs
+    out = []
+    for label,shape,p,dt,fan_out in (("(128, 100) inputs, p=0.3 (float64)", (128, 100), .3, _F64, False),
+                                     ("(8, 8, 5, 5) inputs, p=0.6 (float32)", (8, 8, 5, 5), .6, _F32, False),
+                                     ("7x5 inputs, p=0 (float64)", (7, 5), 0., _F64, False),
+                                     ("(64, 50) inputs, p=0.25 (float64), each feeding two MyDropout layers and the "
+                                      "sum y = d1 + d2 + inp", (64, 50), .25, _F64, True)):
+        out.append((label, dict(x=x(*shape).to(dt), out_g=_randn(g, *shape, dtype=dt), p=p,
+                                seed=int(torch.randint(0, 2**31, (1,), generator=g)), fan_out=fan_out)))
+    return out
+
+_exercise('MyDropout', '09_norm',
+    'class MyDropout(Module), inverted dropout, with __init__(self, p, seed), forward(self, inp), bwd(self, out, inp)',
+    kind='class',
+    cases=_dropout_cases,
+    call=_dropout_call,
+    ref=_dropout_ref,
+    why="x * mask / (1 - p) rounds differently from x times a mask scaled first",
+    notes={'out_g': ("a gradient may be shared (here inp.g is y.g itself, as a sum's backward leaves it), "
+                     "so `+=` on a .g writes into the others: add out of place, add_grad(inp, ...)"),
+           'x': "forward must leave its input as it was: return x * mask / (1 - p) as a new tensor"},
+    mistakes=[
+        ('no_scale', "forward: the scale 1/(1 - p) is missing: inverted dropout scales the kept inputs up in "
+                     "training, so that evaluation needs no change",
+         _with_mask(lambda x, kept, **_: {'output': x*kept})),
+        ('no_scale', "backward: the scale 1/(1 - p) is missing: the gradient is out.g × mask / (1 - p), the "
+                     "forward's own factor", _with_mask(lambda out_g, kept, **_: {'inp.g': out_g*kept})),
+        ('no_out_g', "backward: not multiplied by out.g (the chain rule)",
+         _with_mask(lambda out_g, kept, p, **_: {'inp.g': (kept/(1 - p)).to(out_g.dtype)})),
+        ('fresh_mask', "backward drew a new mask: it must reuse the forward's (keep the mask on self in forward)",
+         lambda out_g, p, fan_out, _gkept=None, **_: {} if _gkept is None else {'inp.g': out_g*_gkept/(1 - p)}),
+        ('overwrites', "inp.g is assigned, not added to: an input used by two layers gets the sum of their gradients "
+                       "(add_grad)", _with_mask(lambda out_g, kept, p, **_: {'inp.g': out_g*kept/(1 - p)}, True)),
+    ])
+
+# %% ../nbs/13_exercises.ipynb #e875efe8
+def _conv_inputs(g, x_shape, w_shape, stride=1, padding=0, dtype=_F64) -> dict:
+    "g, x, w of a convolution: x (n, c_in, h, w), w (c_out, c_in, kh, kw), g of the output's shape"
+    (n,_,h,wd),(c_out,_,kh,kw) = x_shape,w_shape
+    oh,ow = (h + 2*padding - kh)//stride + 1,(wd + 2*padding - kw)//stride + 1
+    return dict(g=_randn(g, n, c_out, oh, ow, dtype=dtype), x=_randn(g, *x_shape, dtype=dtype),
+                w=_randn(g, *w_shape, dtype=dtype), stride=stride, padding=padding)
+
+def _conv_cases(g):
+    "Odd and non-square sizes, one image with one channel in and out, stride 2 that leaves rows no window covers"
+    grid = (((2, 3, 7, 6), (4, 3, 3, 2), 1, 0, _F64), ((1, 1, 6, 5), (1, 1, 3, 3), 2, 1, _F64),
+            ((2, 2, 8, 7), (3, 2, 3, 2), 2, 2, _F64), ((2, 3, 6, 6), (4, 3, 3, 3), 1, 1, _F32))
+    return [(f"x {xs}, w {ws}, stride {s}, padding {p} ({_dt(dt)})", _conv_inputs(g, xs, ws, s, p, dt))
+            for xs,ws,s,p,dt in grid]
+
+def _conv_call(parts):
+    "`call` for `answer(g, x, w, stride=..., padding=...)`; stride and padding passed where they are not the defaults"
+    def call(ans, g, x, w, stride, padding):
+        kw = {**({'stride': stride} if stride != 1 else {}), **({'padding': padding} if padding else {})}
+        return _returns('g', 'x', 'w', parts=parts)(lambda *a: ans(*a, **kw), g=g, x=x, w=w)
+    return call
+
+def _conv_grads(g, x, w, stride, padding, conv=None) -> list:
+    "The gradients of x, w and b by autograd through `conv(x, w, b, stride, padding)`: F.conv2d, or a wrong one"
+    conv = conv or F.conv2d
+    b = torch.zeros(len(w), dtype=x.dtype)
+    return torch_grads(lambda x, w, b: (conv(x, w, b, stride, padding)*g).sum(), x, w, b)[1]
+
+def _flipped(x, w, b, s, p): return F.conv2d(x, w.flip(-2, -1), b, s, p)        # a convolution in the maths sense
+def _unpadded(x, w, b, s, p): return F.conv2d(F.pad(x, (0, 2*p, 0, 2*p)), w, b, s)    # window (i, j) from row i*s
+def _stride_one(g):
+    "Windows one apart: output (i, j) reads input row i - padding, not i*stride - padding"
+    return lambda x, w, b, s, p: F.conv2d(x, w, b, 1, p)[..., :g.shape[-2], :g.shape[-1]]
+
+_WHY_CONV = "the convolution's products add in another order than autograd's"
+_STRIDE = "the windows are placed one apart: output (i, j) reads input rows from i*stride - padding"
+_PAD = "the padding is ignored: output (i, j) reads the padded input, whose row 0 is `padding` rows above x's row 0"
+
+_exercise('conv_weight_grad', '10_conv',
+    'conv_weight_grad(g, x, w, stride=1, padding=0) -> (w_g, b_g), for out = conv2d(x, w, b, stride, padding)',
+    cases=_conv_cases,
+    call=_conv_call(('w_g', 'b_g')),
+    ref=lambda **i: dict(zip(('w_g', 'b_g'), _conv_grads(**i)[1:])),
+    why=_WHY_CONV,
+    mistakes=[
+        ('flipped', "flipped: conv2d is a cross-correlation (no flip), so w.g is not flipped either: w_g[..., i, j] "
+                    "pairs g with the input shifted by (i, j)", lambda **i: {'w_g': _conv_grads(**i)[1].flip(-2, -1)}),
+        ('channels_swapped', "in and out channels swapped: w_g has w's shape (c_out, c_in, kh, kw)",
+         lambda **i: {'w_g': _conv_grads(**i)[1].transpose(0, 1)}),
+        ('stride', _STRIDE, lambda g, **i: {'w_g': _conv_grads(g, **i, conv=_stride_one(g))[1]}),
+        ('padding', _PAD, lambda **i: {'w_g': _conv_grads(**i, conv=_unpadded)[1]}),
+        ('bias_axes', "not summed over the batch: b_g sums g over axes 0, 2 and 3, one value per output channel",
+         lambda g, **_: {'b_g': g.sum((2, 3))}),
+        ('bias_axes', "not summed over the positions: b_g sums g over axes 0, 2 and 3, one value per output channel",
+         lambda g, **_: {'b_g': g.sum(0)}),
+    ])
+
+def _transposed(g, w, stride, padding, **kw):
+    "The output gradient through conv_transpose2d as a student may call it"
+    return F.conv_transpose2d(g, w, stride=stride, padding=padding, **kw)
+
+_exercise('conv_input_grad', '10_conv',
+    'conv_input_grad(g, x, w, stride=1, padding=0) -> x_g, for out = conv2d(x, w, b, stride, padding)',
+    cases=_conv_cases,
+    call=_conv_call(('',)),
+    ref=lambda **i: _conv_grads(**i)[0],
+    why=_WHY_CONV,
+    mistakes=[
+        ('not_flipped', "the kernel is not flipped: the input gradient is g convolved with w flipped in both spatial "
+                        "axes (a transposed convolution)", lambda **i: _conv_grads(**i, conv=_flipped)[0]),
+        ('padding', "the gradient of the padded input, without the rows past the last window: crop `padding` rows "
+                    "and columns from each side", lambda g, x, w, stride, padding: _transposed(g, w, stride, 0)),
+        ('padding', "the gradient of the padded input: crop `padding` rows and columns from each side",
+         lambda g, x, w, stride, padding: torch_grads(lambda xp: (F.conv2d(xp, w, None, stride)*g).sum(),
+                                                      F.pad(x, (padding,)*4))[1][0]),
+        ('padding', _PAD, lambda **i: _conv_grads(**i, conv=_unpadded)[0]),
+        ('stride_off_by_one', "a row or column short: rows past the last window still belong to x, with gradient 0; "
+                              "give x_g x's shape (conv_transpose2d's output_padding)",
+         lambda g, x, w, stride, padding: _transposed(g, w, stride, padding)),
+        ('stride', _STRIDE, lambda g, **i: _conv_grads(g, **i, conv=_stride_one(g))[0]),
+        ('stride', "the output gradient is not spread out by the stride: its entries go `stride` apart "
+                   "(conv_transpose2d's stride)", lambda g, x, w, stride, padding: _transposed(g, w, 1, padding)),
+    ])
+
+def _windows(t, k) -> Tensor:
+    "(n, c, h, w) -> (n, c, h//k, w//k, k*k): each window's values in row-major order; rows no window covers left out"
+    n,c,h,w = t.shape
+    return t[..., :h//k*k, :w//k*k].reshape(n, c, h//k, k, w//k, k).transpose(3, 4).reshape(n, c, h//k, w//k, k*k)
+
+def _unwindows(tw, like:Tensor, k) -> Tensor:
+    "The inverse of `_windows`: `like`'s shape, zero where no window covers"
+    n,c,oh,ow,_ = tw.shape
+    out = torch.zeros_like(like)
+    out[..., :oh*k, :ow*k] = tw.reshape(n, c, oh, ow, k, k).transpose(3, 4).reshape(n, c, oh*k, ow*k)
+    return out
+
+def _max_pool_ref(g, x, k, _answer=None) -> Tensor:
+    """PyTorch's gradient (each window's to its first maximum); in each window where the answer sends a non-zero value
+    to exactly one maximum, to that one instead: any single maximum is right"""
+    ref = torch_grads(lambda x: (F.max_pool2d(x, k)*g).sum(), x)[1][0]
+    a = _answer
+    if not (isinstance(a, Tensor) and shape_of(a) == shape_of(x) and a.is_floating_point()): return ref
+    xw = _windows(x, k)
+    picked = (xw == xw.amax(-1, keepdim=True)) & (_windows(a.detach(), k) != 0)
+    mine = torch.where(picked, g[..., None], 0.)
+    return _unwindows(torch.where(picked.sum(-1, keepdim=True) == 1, mine, _windows(ref, k)), x, k)
+
+def _tied(g, x, k, share=None):
+    "The gradient sent to every maximum of a window; `share`: divided among them ('split'), or dropped ('none')"
+    xw = _windows(x, k)
+    top = xw == xw.amax(-1, keepdim=True)
+    gw = g[..., None]*top
+    if share == 'split': gw = gw/top.sum(-1, keepdim=True)
+    if share == 'none': gw = gw*(top.sum(-1, keepdim=True) == 1)
+    return _unwindows(gw, x, k)
+
+def _pool_cases(g):
+    def x(shape, ties):
+        return (torch.randint(0, 3, shape, generator=g).to(_F64) - 5.) if ties else _randn(g, *shape)
+    grid = (("(2, 3, 6, 6), k=2, no ties (float64)", (2, 3, 6, 6), 2, False, _F64),
+            ("(1, 2, 7, 5), k=2: ties, all negative, a last row and column no window covers (float64)",
+             (1, 2, 7, 5), 2, True, _F64),
+            ("(2, 1, 9, 8), k=3: ties, two columns no window covers (float32)", (2, 1, 9, 8), 3, True, _F32))
+    return [(label, dict(g=_randn(g, s[0], s[1], s[2]//k, s[3]//k, dtype=dt), x=x(s, t).to(dt), k=k))
+            for label,s,k,t,dt in grid]
+
+def _max_pool_call(ans, g, x, k) -> dict:
+    "The answer's x_g, also handed to the reference (`_answer`), which follows its choice among tied maxima"
+    r = ans(g, x, k)
+    return {'': r, '_answer': r}
+
+_TIE = "send all of it to one of them (PyTorch: the first in row-major order)"
+
+_exercise('max_pool_backward', '10_conv',
+    'max_pool_backward(g, x, k) -> x_g, for out = max_pool2d(x, k) (stride k)',
+    cases=_pool_cases,
+    call=_max_pool_call,
+    ref=_max_pool_ref,
+    why="the gradient reaches each maximum by another product or sum than autograd's",
+    mistakes=[
+        ('ties_all', "every maximum of a tied window gets the window's gradient: " + _TIE,
+         lambda g, x, k, **_: _tied(g, x, k)),
+        ('ties_split', "a tied window's gradient is split among its maxima: " + _TIE,
+         lambda g, x, k, **_: _tied(g, x, k, 'split')),
+        ('ties_none', "a tied window's gradient goes to none of its maxima: " + _TIE,
+         lambda g, x, k, **_: _tied(g, x, k, 'none')),
+        ('uncovered', "the rows or columns no window covers are missing: x_g has x's shape, 0 there",
+         lambda g, x, k, **_: _max_pool_ref(g, x, k)[..., :x.shape[-2]//k*k, :x.shape[-1]//k*k]),
+        ('stride', "the windows are placed one apart: window (i, j) covers rows i*k to i*k + k - 1",
+         lambda g, x, k, **_: torch_grads(lambda x: (F.max_pool2d(x, k, 1)[..., :g.shape[-2], :g.shape[-1]]*g).sum(),
+                                          x)[1][0]),
+    ])
+
 # %% ../nbs/13_exercises.ipynb #e48c2951
 def _kind(ex:Exercise, answer) -> Verdict|None:
     "A wrong verdict if `answer` is a class where a function is wanted, or the reverse, naming the other exercise"
@@ -864,11 +1280,15 @@ def _kind(ex:Exercise, answer) -> Verdict|None:
     see = ''.join(f" (for {EXERCISES[n].signature}, call exercise({n!r}, ...))" for n in others)
     return Verdict('wrong', ex.name, f"{ex.name!r} wants {want}: {ex.signature}; got {got}{see}", 'kind')
 
-def _reference(ex:Exercise, inputs:dict) -> tuple:
-    "The expected parts, and each part's likely mistakes as (code, sentence, wrong value); on copies of `inputs`"
-    expected,mistakes = _parts(ex.ref(**_clone(inputs))),{}
-    for code,sentence,build in ex.mistakes:
-        for k,w in _parts(build(**_clone(inputs))).items(): mistakes.setdefault(k, []).append((code, sentence, w))
+def _reference(ex:Exercise, inputs:dict, seen:dict) -> tuple:
+    """The expected parts, and each part's likely mistakes as (code, sentence, wrong value, place in the exercise's
+    list); on copies of `inputs`.
+    `seen`: what the call saw of the answer (its parts named '_...'), for a reference that depends on the answer's own
+    random draws or free choices (a dropout mask, the maximum of a tie)"""
+    expected,mistakes = _parts(ex.ref(**_clone(inputs), **seen)),{}
+    for j,(code,sentence,build) in enumerate(ex.mistakes):
+        for k,w in _parts(build(**_clone(inputs), **seen)).items():
+            mistakes.setdefault(k, []).append((code, sentence, w, j))
     return expected,mistakes
 
 def _part_opts(opts:dict, part:str) -> dict:
@@ -883,46 +1303,57 @@ def _alike(got, w, e:Tensor, opts:dict) -> bool:
     return _close(g.double(), _as_tensor(w, e).double(), opts.get('tol') or _tol(e.dtype))
 
 def _mistake_sets(mistakes:dict, expected:dict, got:dict, opts:dict) -> tuple:
-    """The codes of the mistakes this case tells apart from the reference (`shows`), and of those among them that the
-    answer's parts all equal (`matches`)"""
+    """The likely mistakes this case tells apart from the reference (`shows`), and those among them that the answer's
+    parts all equal (`matches`); each by its place in the exercise's list (one code may name several ways to a slip)"""
     shows,differs = set(),set()
     for k,e in expected.items():
-        for code,_,w in mistakes.get(k, ()):
-            if not _alike(e, w, e, opts): shows.add(code)
-            if not _alike(got.get(k), w, e, opts): differs.add(code)
+        for *_,w,j in mistakes.get(k, ()):
+            if not _alike(e, w, e, opts): shows.add(j)
+            if not _alike(got.get(k), w, e, opts): differs.add(j)
     return shows, shows - differs
 
 def _run_case(ex:Exercise, answer, inputs:dict, where:str, named:bool=True) -> Verdict:
     """The verdict on one case: the answer runs on `inputs` themselves; then what it changed, then each part.
-    `named=False` leaves the exercise's likely mistakes out; `v.shows`: the codes of those this case tells apart"""
-    expected,mistakes = _reference(ex, inputs)
-    if not named: mistakes = {}
+    `named=False` leaves the exercise's likely mistakes out; `v.shows`: those this case tells apart"""
     before = _clone(inputs)
     opts = {**ex.check_opts, **(ex.opts(**before) if ex.opts else {})}
-    v,got = _answer_verdict(ex, answer, inputs, before, where, expected, mistakes, opts)
+    v,got = _answer_call(ex, answer, inputs, before, where)
+    seen = {k: got.pop(k) for k in [k for k in got if k.startswith('_')]}     # what the call saw, not compared
+    expected,mistakes = _reference(ex, before, seen)
+    if not named: mistakes = {}
+    if v is None:
+        v = _verdict(ex.name, [(k, _compare(got.get(k), e, mistakes=mistakes.get(k, ()), **_part_opts(opts, k)))
+                               for k,e in expected.items()], where)
     v.shows,v.matches = _mistake_sets(mistakes, expected, got, opts)
     return v
 
-def _answer_verdict(ex, answer, inputs, before, where, expected, mistakes, opts) -> tuple:
-    "The verdict, and the parts the answer gave ({} if it gave none)"
+def _answer_call(ex, answer, inputs, before, where) -> tuple:
+    "The verdict if the call decides it (a stub, an exception, an input changed), else None; and the parts it gave"
     try: got = ex.call(answer, **inputs)
     except NotImplementedError as e: return Verdict('todo', ex.name, str(e) or f"write {ex.signature}", 'todo'), {}
     except _Wrong as e: return Verdict('wrong', ex.name, where + e.sentence, e.code), {}
-    except Exception as e: return Verdict('wrong', ex.name, f"{where}raised {type(e).__name__}: {e}", 'exception'), {}
+    except Exception as e: return _raised(ex, e, before, where), {}
     if (r := _changed(ex, inputs, before)): return Verdict('wrong', ex.name, where + r[1], r[0]), got
-    results = [(k, _compare(got.get(k), e, mistakes=mistakes.get(k, ()), **_part_opts(opts, k)))
-               for k,e in expected.items()]
-    return _verdict(ex.name, results, where), got
+    return None, got
+
+def _raised(ex:Exercise, e:Exception, inputs:dict, where:str) -> Verdict:
+    "An answer that raised `e`: its type and message on one line, and the exercise's likely cause where it knows one"
+    said = ' '.join(str(e).split())
+    cause = ex.errors(e, **_clone(inputs)) if ex.errors else None
+    if cause is None: return Verdict('wrong', ex.name, f"{where}raised {type(e).__name__}: {said}", 'exception')
+    return Verdict('wrong', ex.name, f"{where}{cause[1]} (raised {type(e).__name__}: {said})", cause[0])
 
 def _coincidence(ex:Exercise, answer, v:Verdict, seed:int, i:int, oks:list) -> bool:
-    """Whether the likely mistake `v` names (found on case `i`) is refuted by another case: one that tells that
-    mistake apart, where the answer does something else (a one-number answer may match a mistake by chance)"""
-    if v.code not in {code for code,_,_ in ex.mistakes}: return False
-    if any(v.code in o.shows for o in oks): return True             # the earlier cases passed
+    """Whether the likely mistake `v` names (found on case `i`) is refuted by other cases: each mistake it may be (its
+    code and sentence) is told apart by one of them, where the answer does something else (a one-number answer may
+    match a mistake by chance)"""
+    named = {j for j,(c,s,_) in enumerate(ex.mistakes) if c == v.code and s in v.diagnosis}
+    left = {j for j in named if not any(j in o.shows for o in oks)}        # the earlier cases passed
     for label,inputs in ex.cases(torch.Generator().manual_seed(seed))[i + 1:]:
+        if not left: break
         w = _run_case(ex, answer, inputs, '')
-        if v.code in w.shows and v.code not in w.matches: return True
-    return False
+        left -= w.shows - w.matches
+    return bool(named) and not left
 
 # %% ../nbs/13_exercises.ipynb #9f6b2d3a
 def exercise(name:str,      # the exercise, one of `EXERCISES`
