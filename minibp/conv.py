@@ -23,11 +23,11 @@ __all__ = ['CONV_FORMS', 'conv_out_shape', 'check_conv', 'conv2d_loops', 'im2col
 # %% ../nbs/10_conv.ipynb #5c0a1e07
 def _int_arg(v, name:str, what:str, least:int|None) -> int:
     "`v` as a Python int of at least `least` (a bool, float, tuple or tensor is refused), else an error naming `what`"
-    if isinstance(v, bool) or not isinstance(v, numbers.Integral):
+    if isinstance(v, bool) or not isinstance(v, int):
         both = ' (one for both height and width)' if what in ('stride', 'padding', 'k') else ''
         raise TypeError(f"{name}: expected {what} as an int{both}, got {type(v).__name__} {v!r}")
     if least is not None and v < least: raise ValueError(f"{name}: expected {what} >= {least}, got {v}")
-    return int(v)
+    return v
 
 def _bool_arg(v, name:str, what:str) -> bool:
     "`v` if it is a bool, else a TypeError naming `what` (a string or None would pass as true or false unseen)"
