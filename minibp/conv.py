@@ -4,7 +4,7 @@
 
 # %% ../nbs/10_conv.ipynb #5c0a1e04
 from __future__ import annotations
-import math, time
+import math, numbers, time
 import torch
 import torch.nn.functional as F
 from torch import Tensor
@@ -21,12 +21,32 @@ __all__ = ['CONV_FORMS', 'conv_out_shape', 'check_conv', 'conv2d_loops', 'im2col
            'AvgPool2d', 'Flatten', 'var_conv2d', 'var_max_pool2d', 'var_avg_pool2d', 'conv_pass_times']
 
 # %% ../nbs/10_conv.ipynb #5c0a1e07
-def _int_arg(v, name:str, what:str, least:int) -> int:
-    "`v` as a Python int of at least `least` (a bool, float or tensor is refused), else an error naming `what`"
+def _int_arg(v, name:str, what:str, least:int|None) -> int:
+    "`v` as a Python int of at least `least` (a bool, float, tuple or tensor is refused), else an error naming `what`"
     if isinstance(v, bool) or not isinstance(v, int):
-        raise TypeError(f"{name}: expected {what} as an int, got {type(v).__name__} {v!r}")
-    if v < least: raise ValueError(f"{name}: expected {what} >= {least}, got {v}")
+        both = ' (one for both height and width)' if what in ('stride', 'padding', 'k') else ''
+        raise TypeError(f"{name}: expected {what} as an int{both}, got {type(v).__name__} {v!r}")
+    if least is not None and v < least: raise ValueError(f"{name}: expected {what} >= {least}, got {v}")
     return v
+
+def _bool_arg(v, name:str, what:str) -> bool:
+    "`v` if it is a bool, else a TypeError naming `what` (a string or None would pass as true or false unseen)"
+    if not isinstance(v, bool):
+        raise TypeError(f"{name}: expected {what} as True or False, got {type(v).__name__} {v!r}")
+    return v
+
+def _need_bias(b, name:str):
+    "A TypeError unless the bias `b` is a tensor: the convolution, like `lin`, always adds one"
+    if b is None:
+        raise TypeError(f"{name}: expected the bias b as a torch tensor of shape (c_out,), got None "
+                        "(for no bias, pass torch.zeros(c_out))")
+    _need_tensors(name, b=b)
+
+def _check_grad(g, shape:tuple, inp:Tensor, name:str):
+    "Raise a clear error unless `g`, the gradient at a step's output, is a tensor of `shape`, `inp`'s dtype and device"
+    _check_g(g, shape, inp.dtype, name)
+    if g.device != inp.device:
+        raise TypeError(f"{name}: expected the output's gradient on {inp.device}, like the input, got {g.device}")
 
 def _one_kind(name:str, **ts):
     "Raise a TypeError unless the tensors `ts` share one floating dtype and one device"
@@ -56,6 +76,9 @@ def check_conv(x:Tensor,            # images, (n, c_in, h, w)
     if x.ndim != 4 or w.ndim != 4:
         raise ValueError(f"{name}: expected x of shape (n, c_in, h, w) and w of shape (c_out, c_in, kh, kw), "
                          f"got x {shape_of(x)} and w {shape_of(w)}")
+    if 0 in x.shape[1:] or 0 in w.shape:
+        raise ValueError(f"{name}: expected x and w with no empty axis other than x's batch, "
+                         f"got x {shape_of(x)} and w {shape_of(w)}")
     if w.shape[1] != x.shape[1]:
         raise ValueError(f"{name}: w {shape_of(w)} takes {w.shape[1]} input channel(s), "
                          f"x {shape_of(x)} has {x.shape[1]}")
@@ -76,7 +99,7 @@ def conv2d_loops(x:Tensor,      # images, (n, c_in, h, w)
                  padding:int=0, # zeros added on each side
                 ) -> Tensor:
     "`conv2d` by a loop over the output positions: at each, the patches (every image) times every kernel, plus the bias"
-    check_conv(x, w, b, stride, padding, 'conv2d_loops')
+    check_conv(x, w, b, stride, padding, 'conv2d_loops'); _need_bias(b, 'conv2d_loops')
     xp = F.pad(x, (padding,)*4)                                             # zeros on every side
     n,co,oh,ow = conv_out_shape(x, w, stride, padding)
     kh,kw = w.shape[2:]
@@ -84,7 +107,7 @@ def conv2d_loops(x:Tensor,      # images, (n, c_in, h, w)
     for i in range(oh):
         for j in range(ow):
             patch = xp[:, :, i*stride:i*stride + kh, j*stride:j*stride + kw]   # (n, c_in, kh, kw)
-            out[:, :, i, j] = patch.reshape(n, -1) @ w.reshape(co, -1).t() + b  # notebook 01's lin on the patches
+            out[:, :, i, j] = patch.flatten(1) @ w.reshape(co, -1).t() + b  # notebook 01's lin on the patches
     return out
 
 # %% ../nbs/10_conv.ipynb #7a000012
@@ -93,7 +116,8 @@ def _check_unfold(x:Tensor, kh:int, kw:int, stride:int, padding:int, name:str):
     _need_tensors(name, x=x)
     for v,what,least in ((kh, 'kh', 1), (kw, 'kw', 1), (stride, 'stride', 1), (padding, 'padding', 0)):
         _int_arg(v, name, what, least)
-    if x.ndim != 4: raise ValueError(f"{name}: expected x of shape (n, c, h, w), got {shape_of(x)}")
+    if x.ndim != 4 or 0 in x.shape[1:]:
+        raise ValueError(f"{name}: expected x of shape (n, c, h, w), no axis empty but the batch, got {shape_of(x)}")
     if kh > x.shape[2] + 2*padding or kw > x.shape[3] + 2*padding:
         raise ValueError(f"{name}: the window ({kh}, {kw}) is larger than the image of x {shape_of(x)} padded by "
                          f"{padding}")
@@ -123,7 +147,7 @@ def conv2d_im2col(x:Tensor,      # images, (n, c_in, h, w)
                   padding:int=0, # zeros added on each side
                  ) -> Tensor:
     "`conv2d` as one matrix multiply: the kernels, (c_out, c_in*kh*kw), times `im2col(x)`, plus the bias"
-    check_conv(x, w, b, stride, padding, 'conv2d_im2col')
+    check_conv(x, w, b, stride, padding, 'conv2d_im2col'); _need_bias(b, 'conv2d_im2col')
     cols = im2col(x, *w.shape[2:], stride, padding)                          # (n, c_in*kh*kw, oh*ow)
     return (w.reshape(w.shape[0], -1) @ cols + b[:, None]).reshape(conv_out_shape(x, w, stride, padding))
 
@@ -137,16 +161,17 @@ def conv2d_backward_loops(g:Tensor,           # the gradient at the output, (n, 
                          ) -> tuple:
     "`conv2d_backward` by a loop over output positions: `lin_backward` on each position's patches, summed"
     check_conv(inp, w, None, stride, padding, 'conv2d_backward_loops')
-    _check_g(g, conv_out_shape(inp, w, stride, padding), inp.dtype, 'conv2d_backward_loops')
-    (n,_,h,wd),(co,_,kh,kw) = inp.shape,w.shape
+    _check_grad(g, conv_out_shape(inp, w, stride, padding), inp, 'conv2d_backward_loops')
+    _bool_arg(inp_grad, 'conv2d_backward_loops', 'inp_grad')
+    (n,ci,h,wd),(co,_,kh,kw) = inp.shape,w.shape
     xp = F.pad(inp, (padding,)*4)
     xp_g,w_g = torch.zeros_like(xp),torch.zeros_like(w)
     for i in range(g.shape[2]):
         for j in range(g.shape[3]):
             rows,cols = slice(i*stride, i*stride + kh),slice(j*stride, j*stride + kw)
             g_ij = g[:, :, i, j]                                                     # (n, c_out)
-            w_g += (g_ij.t() @ xp[:, :, rows, cols].reshape(n, -1)).view(w.shape)   # patches times their gradient
-            if inp_grad: xp_g[:, :, rows, cols] += (g_ij @ w.reshape(co, -1)).view(n, -1, kh, kw)  # overlaps add
+            w_g += (g_ij.t() @ xp[:, :, rows, cols].flatten(1)).view(w.shape)   # patches times their gradient
+            if inp_grad: xp_g[:, :, rows, cols] += (g_ij @ w.reshape(co, -1)).view(n, ci, kh, kw)  # overlaps add
     inp_g = xp_g[:, :, padding:padding + h, padding:padding + wd] if inp_grad else None      # the padding's cut off
     return inp_g, w_g, g.sum((0, 2, 3))
 
@@ -182,9 +207,10 @@ def conv2d_backward_im2col(g:Tensor,           # the gradient at the output, (n,
                           ) -> tuple:
     "`conv2d_backward` in the unfolded form: `w_g = sum_n g @ cols.T`, `inp_g = col2im(W.T @ g)`, `b_g = g` summed"
     check_conv(inp, w, None, stride, padding, 'conv2d_backward_im2col')
-    _check_g(g, conv_out_shape(inp, w, stride, padding), inp.dtype, 'conv2d_backward_im2col')
-    (n,co),(kh,kw) = g.shape[:2],w.shape[2:]
-    cols,g_ = im2col(inp, kh, kw, stride, padding),g.reshape(n, co, -1)          # (n, c_in*kh*kw, L), (n, c_out, L)
+    _check_grad(g, conv_out_shape(inp, w, stride, padding), inp, 'conv2d_backward_im2col')
+    _bool_arg(inp_grad, 'conv2d_backward_im2col', 'inp_grad')
+    co,(kh,kw) = g.shape[1],w.shape[2:]
+    cols,g_ = im2col(inp, kh, kw, stride, padding),g.flatten(2)                  # (n, c_in*kh*kw, L), (n, c_out, L)
     w_g = (g_ @ cols.transpose(1, 2)).sum(0).view(w.shape)                      # the patches times the output gradient
     inp_g = col2im(w.reshape(co, -1).t() @ g_, inp.shape, kh, kw, stride, padding) if inp_grad else None
     return inp_g, w_g, g.sum((0, 2, 3))
@@ -197,7 +223,7 @@ def conv2d(x:Tensor,      # images, (n, c_in, h, w)
            padding:int=0, # zeros added on each side
           ) -> Tensor:
     "`out[n,o,i,j] = b[o] + sum_{c,p,q} w[o,c,p,q] x_pad[n,c,i*stride+p,j*stride+q]` (cross-correlation, as PyTorch)"
-    check_conv(x, w, b, stride, padding, 'conv2d')
+    check_conv(x, w, b, stride, padding, 'conv2d'); _need_bias(b, 'conv2d')
     return F.conv2d(x, w, b, stride=stride, padding=padding)
 
 # %% ../nbs/10_conv.ipynb #5c0a1e14
@@ -226,7 +252,8 @@ def conv2d_backward(g:Tensor,           # the gradient at the output, `out.g`, (
                    ) -> tuple:
     "Gradients `(inp_g or None, w_g, b_g)` of `out = conv2d(inp, w, b, stride, padding)`, from the output's `g`"
     check_conv(inp, w, None, stride, padding, 'conv2d_backward')
-    _check_g(g, conv_out_shape(inp, w, stride, padding), inp.dtype, 'conv2d_backward')
+    _check_grad(g, conv_out_shape(inp, w, stride, padding), inp, 'conv2d_backward')
+    _bool_arg(inp_grad, 'conv2d_backward', 'inp_grad')
     inp_g = _input_grad(g, inp, w, stride, padding) if inp_grad else None
     return inp_g, _weight_grad(g, inp, w, stride, padding), g.sum((0, 2, 3))
 
@@ -240,10 +267,12 @@ def conv2d_grad(inp:Tensor,         # the layer's input, (n, c_in, h, w)
                 inp_grad:bool=True, # also set `inp.g`? (training does not need the images' gradient)
                ):
     "Set `w.g`, `b.g` and (if `inp_grad`) `inp.g` from `out.g` for `out = conv2d(inp, w, b, ...)`, by `conv2d_backward`"
-    check_conv(inp, w, b, stride, padding, 'conv2d_grad')
+    check_conv(inp, w, b, stride, padding, 'conv2d_grad'); _need_bias(b, 'conv2d_grad')
+    _bool_arg(inp_grad, 'conv2d_grad', 'inp_grad')
     if getattr(out, 'g', None) is None:
         raise ValueError("conv2d_grad: out.g is not set: run the backward pass of the layer after this one first")
     _need_tensors('conv2d_grad', **{'out.g': out.g})
+    _check_grad(out.g, conv_out_shape(inp, w, stride, padding), inp, 'conv2d_grad')
     inp_g,w.g,b.g = conv2d_backward(out.g, inp, w, stride, padding, inp_grad)
     if inp_grad: inp.g = inp_g
 
@@ -260,6 +289,11 @@ def init_conv(c_in:int,             # input channels
     "Kernels `w` (c_out, c_in, kh, kw) with Kaiming's `std = sqrt(2/(c_in*kh*kw))`, and bias `b` (c_out,), 0 or random"
     kw = kh if kw is None else kw
     for v,what in ((c_in, 'c_in'), (c_out, 'c_out'), (kh, 'kh'), (kw, 'kw')): _int_arg(v, 'init_conv', what, 1)
+    if seed is not None: seed = _int_arg(seed, 'init_conv', 'seed', None)
+    if not isinstance(dtype, torch.dtype) or not dtype.is_floating_point:
+        raise TypeError(f"init_conv: expected dtype a floating torch dtype (torch.float32, ...), got {dtype!r}")
+    if isinstance(bias_std, bool) or not isinstance(bias_std, numbers.Real):
+        raise TypeError(f"init_conv: expected bias_std as a number, got {type(bias_std).__name__} {bias_std!r}")
     if seed is None: g,dev = None,device
     else: g,dev = torch.Generator().manual_seed(seed),'cpu'   # seeded: drawn on the CPU, the same numbers on any device
     rand = lambda *s: torch.randn(*s, generator=g, dtype=dtype, device=dev).to(device)
@@ -270,7 +304,9 @@ def init_conv(c_in:int,             # input channels
 def _check_pool(x:Tensor, k:int, name:str):
     "Raise a clear error unless `x` is a floating (n, c, h, w) tensor and `k` an int window no larger than its image"
     _need_tensors(name, x=x); _int_arg(k, name, 'k', 1)
-    if x.ndim != 4: raise ValueError(f"{name}: expected x of shape (n, channels, height, width), got {shape_of(x)}")
+    if x.ndim != 4 or x.shape[1] == 0:
+        raise ValueError(f"{name}: expected x of shape (n, channels, height, width), at least one channel, "
+                         f"got {shape_of(x)}")
     if not x.is_floating_point(): raise TypeError(f"{name}: expected x of a floating dtype, got {x.dtype}")
     if k > x.shape[2] or k > x.shape[3]:
         raise ValueError(f"{name}: the window ({k}, {k}) is larger than the image of x {shape_of(x)}")
@@ -295,6 +331,13 @@ def max_pool2d(x:Tensor, # images, (n, c, h, w)
     return F.max_pool2d(x, k)
 
 # %% ../nbs/10_conv.ipynb #5c0a1e25
+def _check_idx(idx, g:Tensor, inp:Tensor):
+    "Raise a clear error unless `idx` is an int64 tensor of `g`'s shape on `inp`'s device, as `F.max_pool2d` returns"
+    _need_tensors('max_pool2d_backward', idx=idx)
+    if shape_of(idx) != shape_of(g) or idx.dtype != torch.int64 or idx.device != inp.device:
+        raise ValueError(f"max_pool2d_backward: expected idx of shape {shape_of(g)}, one per window, int64 on "
+                         f"{inp.device}, got {shape_of(idx)}, {idx.dtype} on {idx.device}")
+
 def max_pool2d_backward(g:Tensor,   # the gradient at the output, (n, c, h//k, w//k)
                         inp:Tensor, # the input, (n, c, h, w)
                         k:int,      # window size and stride
@@ -304,13 +347,11 @@ def max_pool2d_backward(g:Tensor,   # the gradient at the output, (n, c, h//k, w
     "`inp_g`: each window's gradient at its first maximum in row-major order (PyTorch's rule), 0 elsewhere"
     _check_pool(inp, k, 'max_pool2d_backward')
     n,c,h,w = inp.shape
-    _check_g(g, (n, c, h//k, w//k), inp.dtype, 'max_pool2d_backward')
+    _check_grad(g, (n, c, h//k, w//k), inp, 'max_pool2d_backward')
+    if idx is not None: _check_idx(idx, g, inp)
     first = F.max_pool2d(inp, k, return_indices=True)[1] if idx is None else idx   # each window's first maximum
-    if shape_of(first) != shape_of(g):
-        raise ValueError(f"max_pool2d_backward: expected idx of shape {shape_of(g)}, one per window, "
-                         f"got {shape_of(first)}")
-    inp_g = torch.zeros(n, c, h*w, dtype=inp.dtype, device=inp.device)
-    return inp_g.scatter_(-1, first.reshape(n, c, -1), g.reshape(n, c, -1)).view(n, c, h, w)
+    inp_g,nw = torch.zeros(n, c, h*w, dtype=inp.dtype, device=inp.device),(h//k)*(w//k)     # nw windows per channel
+    return inp_g.scatter_(-1, first.reshape(n, c, nw), g.reshape(n, c, nw)).view(n, c, h, w)
 
 # %% ../nbs/10_conv.ipynb #5c0a1e26
 def max_pool2d_grad(inp:Tensor, # the input, (n, c, h, w)
@@ -320,7 +361,8 @@ def max_pool2d_grad(inp:Tensor, # the input, (n, c, h, w)
     "Set `inp.g` from `out.g` for `out = max_pool2d(inp, k)`: `max_pool2d_backward(out.g, inp, k)`"
     if getattr(out, 'g', None) is None:
         raise ValueError("max_pool2d_grad: out.g is not set: run the backward pass of the layer after this one first")
-    _need_tensors('max_pool2d_grad', **{'out.g': out.g})
+    _need_tensors('max_pool2d_grad', **{'out.g': out.g}); _check_pool(inp, k, 'max_pool2d_grad')
+    _check_grad(out.g, (inp.shape[0], inp.shape[1], inp.shape[2]//k, inp.shape[3]//k), inp, 'max_pool2d_grad')
     inp.g = max_pool2d_backward(out.g, inp, k)
 
 # %% ../nbs/10_conv.ipynb #5c0a1e30
@@ -339,7 +381,7 @@ def avg_pool2d_backward(g:Tensor,   # the gradient at the output, (n, c, h//k, w
     "`inp_g`: `g/k²` at each position of each window, 0 in the dropped partial windows"
     _check_pool(inp, k, 'avg_pool2d_backward')
     n,c,h,w = inp.shape
-    _check_g(g, (n, c, h//k, w//k), inp.dtype, 'avg_pool2d_backward')
+    _check_grad(g, (n, c, h//k, w//k), inp, 'avg_pool2d_backward')
     return _unwindows((g/(k*k)).unsqueeze(-1).expand(n, c, h//k, w//k, k*k), inp.shape, k)
 
 # %% ../nbs/10_conv.ipynb #5c0a1e36
@@ -351,12 +393,14 @@ class Conv2d(Module):
                  padding:int=0,   # zeros added on each side
                  inp_grad:bool=True, # also compute the input's gradient (off for a first layer in training)
                 ):
-        _need_tensors('Conv2d', w=w, b=b)
-        if w.ndim != 4 or shape_of(b) != (w.shape[0],):
-            raise ValueError(f"Conv2d: expected w of shape (c_out, c_in, kh, kw) and b of shape (c_out,), "
-                             f"got w {shape_of(w)} and b {shape_of(b)}")
-        _int_arg(stride, 'Conv2d', 'stride', 1); _int_arg(padding, 'Conv2d', 'padding', 0)
-        self.w,self.b,self.stride,self.padding,self.inp_grad = w,b,stride,padding,inp_grad
+        _need_tensors('Conv2d', w=w); _need_bias(b, 'Conv2d')
+        if w.ndim != 4 or 0 in w.shape or shape_of(b) != (w.shape[0],):
+            raise ValueError(f"Conv2d: expected w of shape (c_out, c_in, kh, kw), no axis empty, and b of shape "
+                             f"(c_out,), got w {shape_of(w)} and b {shape_of(b)}")
+        _one_kind('Conv2d', w=w, b=b)
+        stride,padding = _int_arg(stride, 'Conv2d', 'stride', 1),_int_arg(padding, 'Conv2d', 'padding', 0)
+        self.w,self.b,self.stride,self.padding = w,b,stride,padding
+        self.inp_grad = _bool_arg(inp_grad, 'Conv2d', 'inp_grad')
     def forward(self, inp): return conv2d(inp, self.w, self.b, self.stride, self.padding)
     def bwd(self, out, inp):
         inp_g,w_g,b_g = conv2d_backward(getattr(out, 'g', None), inp, self.w, self.stride, self.padding, self.inp_grad)
@@ -395,10 +439,10 @@ class Flatten(Module):
     def forward(self, inp):
         _need_tensors('Flatten', inp=inp)
         if inp.ndim < 1: raise ValueError(f"Flatten: expected an input with a batch axis, got shape {shape_of(inp)}")
-        return inp.reshape(inp.shape[0], -1)
+        return inp.reshape(inp.shape[0], math.prod(inp.shape[1:]))   # not -1: an empty batch has no size to infer
     def bwd(self, out, inp):
         g = getattr(out, 'g', None)
-        _check_g(g, out.shape, inp.dtype, 'Flatten.backward')
+        _check_grad(g, out.shape, inp, 'Flatten.backward')
         add_grad(inp, g.reshape(inp.shape))
     def __repr__(self): return "Flatten()"
 
@@ -410,8 +454,10 @@ def var_conv2d(x:Var,        # images, (n, c_in, h, w) (a tensor is made a const
                padding:int=0,# zeros added on each side
               ) -> Var:
     "`conv2d` as one engine operation, with `conv2d_backward` as its backward (no input gradient unless `x` needs one)"
+    if b is None: _need_bias(b, 'var_conv2d')
     x,w,b = (v if isinstance(v, Var) else Var(v) for v in (x, w, b))
     xd,wd = x.data,w.data
+    check_conv(xd, wd, b.data, stride, padding, 'var_conv2d')
     return Var.from_op(conv2d(xd, wd, b.data, stride, padding), (x, w, b),
                        lambda g: conv2d_backward(g, xd, wd, stride, padding, inp_grad=x.requires_grad), 'conv2d')
 
