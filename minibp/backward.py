@@ -31,8 +31,8 @@ def mse_grad(inp:Tensor,  # the network's output, (n, 1)
 
 
 # %% ../nbs/03_backward.ipynb #cb32c923
-def _check_g(g:Tensor|None, shape:tuple, dtype, name:str):
-    "Raise a clear error unless the gradient arriving at a step's output is a tensor of `shape` and `dtype`"
+def _check_g(g:Tensor|None, shape:tuple, dtype, name:str, device=None):
+    "Raise a clear error unless the gradient arriving at a step's output is a tensor of `shape`, `dtype` (and `device`)"
     if g is None:
         raise ValueError(f"{name}: the output's gradient is missing (None): run the backward of the next step first")
     if not isinstance(g, Tensor):
@@ -43,6 +43,8 @@ def _check_g(g:Tensor|None, shape:tuple, dtype, name:str):
         raise ValueError(f"{name}: expected the output's gradient of shape {tuple(shape)}, got {shape_of(g)}")
     if g.dtype != dtype:
         raise TypeError(f"{name}: expected the output's gradient in {dtype}, like the input, got {g.dtype}")
+    if device is not None and g.device != device:
+        raise TypeError(f"{name}: expected the output's gradient on {device}, like the input, got {g.device}")
 
 
 # %% ../nbs/03_backward.ipynb #b22258b2
@@ -51,7 +53,7 @@ def relu_backward(g:Tensor,   # the gradient at relu's output, `out.g`, shape an
                  ) -> Tensor:
     "The gradient at relu's input: `g` where `inp > 0`, else 0 (relu's derivative is the step function, notebook 02)"
     _need_tensors('relu_backward', inp=inp)
-    _check_g(g, inp.shape, inp.dtype, 'relu_backward')
+    _check_g(g, inp.shape, inp.dtype, 'relu_backward', inp.device)
     return torch.where(inp > 0, g, 0.)     # not g * (inp > 0): that makes a float copy of the mask (notebook 12)
 
 
@@ -76,7 +78,7 @@ def lin_backward(g:Tensor,           # the gradient at the output, `out.g`, (n, 
                 ) -> tuple:
     "Gradients `(inp_g or None, w_g, b_g)` for `out = inp @ w + b`: `g @ w.T`, `inp.T @ g`, `g.sum(0)` (notebook 03)"
     check_lin(inp, w, name='lin_backward')
-    _check_g(g, (inp.shape[0], w.shape[1]), inp.dtype, 'lin_backward')
+    _check_g(g, (inp.shape[0], w.shape[1]), inp.dtype, 'lin_backward', inp.device)
     return (g @ w.t() if inp_grad else None), inp.t() @ g, g.sum(0)
 
 

@@ -41,9 +41,12 @@ def check_labels(targ:Tensor, # class labels, (n,)
                  n:int,       # rows expected
                  c:int,       # number of classes
                  name:str,    # the caller's name, for the error message
+                 device=None, # the device of the scores the labels go with, if known
                 ):
-    "Raise a clear error unless `targ` holds `n` integer class labels in `0..c-1` and `n > 0`"
+    "Raise a clear error unless `targ` holds `n` integer class labels in `0..c-1` (on `device`) and `n > 0`"
     _need_tensors(name, targ=targ)
+    if device is not None and targ.device != device:
+        raise TypeError(f"{name}: expected the labels on {device}, like the scores, got {targ.device}")
     if n == 0: raise ValueError(f"{name}: empty batch: expected at least one row")
     if targ.is_floating_point() or targ.is_complex() or targ.dtype == torch.bool:
         raise TypeError(f"{name}: expected integer class labels, got {targ.dtype}")
@@ -63,7 +66,7 @@ def nll(logp:Tensor, # log-probabilities, (n, c)
         targ:Tensor, # class labels, (n,)
        ) -> Tensor:
     "Negative log likelihood: the mean of `-logp[i, targ[i]]` over the rows of the (n, c) log-probabilities"
-    _check_logits(logp, 'nll'); check_labels(targ, *logp.shape, 'nll')
+    _check_logits(logp, 'nll'); check_labels(targ, *logp.shape, 'nll', logp.device)
     return -logp[torch.arange(len(targ), device=logp.device), targ.long()].mean()
 
 # %% ../nbs/06_cross_entropy.ipynb #efbfbdc5
@@ -71,7 +74,7 @@ def cross_entropy(x:Tensor,    # logits, (n, c)
                   targ:Tensor, # class labels, (n,)
                  ) -> Tensor:
     "Cross-entropy of logits `x` (n, c) against class labels `targ` (n,): `nll(log_softmax(x), targ)`"
-    _check_logits(x, 'cross_entropy'); check_labels(targ, *x.shape, 'cross_entropy')
+    _check_logits(x, 'cross_entropy'); check_labels(targ, *x.shape, 'cross_entropy', x.device)
     return nll(log_softmax(x), targ)
 
 # %% ../nbs/06_cross_entropy.ipynb #367bc79b
@@ -79,7 +82,7 @@ def nll_backward(inp:Tensor,  # log-probabilities, (n, c)
                  targ:Tensor, # class labels, (n,), integers in 0..c-1
                 ) -> Tensor:
     "d nll(inp, targ) / d inp = `-onehot(targ) / n`: `-1/n` at each row's target class, 0 elsewhere (notebook 06)"
-    _check_logits(inp, 'nll_backward'); check_labels(targ, *inp.shape, 'nll_backward')
+    _check_logits(inp, 'nll_backward'); check_labels(targ, *inp.shape, 'nll_backward', inp.device)
     g = torch.zeros_like(inp)
     g[torch.arange(len(targ), device=inp.device), targ.long()] = -1./len(targ)
     return g
@@ -90,7 +93,7 @@ def nll_grad(inp:Tensor,  # log-probabilities, (n, c)
              targ:Tensor, # class labels, (n,)
             ):
     "Set `inp.g` for `nll(inp, targ)`, `nll_backward(inp, targ)`: `-1/n` at each row's target class, 0 elsewhere"
-    check_labels(targ, *inp.shape, 'nll_grad')
+    check_labels(targ, *inp.shape, 'nll_grad', inp.device)
     inp.g = nll_backward(inp, targ)
 
 
@@ -99,7 +102,7 @@ def log_softmax_backward(g:Tensor,   # the gradient at the output, `out.g`, (n, 
                          out:Tensor, # the output, `log_softmax(inp)`, (n, c)
                         ) -> Tensor:
     "The gradient at log_softmax's input: `g - softmax(inp) * g.sum(-1)`, with `softmax(inp) = out.exp()` (notebook 06)"
-    _check_g(g, out.shape, out.dtype, 'log_softmax_backward')
+    _check_g(g, out.shape, out.dtype, 'log_softmax_backward', out.device)
     return g - out.exp()*g.sum(-1, keepdim=True)
 
 
@@ -116,7 +119,7 @@ def softmax_backward(g:Tensor,   # the gradient at the output, `out.g`, (n, c)
                      out:Tensor, # the output, `softmax(inp)`, (n, c)
                     ) -> Tensor:
     "The gradient at softmax's input: `p * (g - (g * p).sum(-1))` with `p = out` (notebook 06)"
-    _check_g(g, out.shape, out.dtype, 'softmax_backward')
+    _check_g(g, out.shape, out.dtype, 'softmax_backward', out.device)
     return out*(g - (g*out).sum(-1, keepdim=True))
 
 
@@ -134,7 +137,7 @@ def cross_entropy_backward(inp:Tensor,  # logits, (n, c)
                            logp:Tensor|None=None, # `log_softmax(inp)`, if the caller kept it from the forward pass
                           ) -> Tensor:
     "d cross_entropy(inp, targ) / d inp = `(softmax(inp) - onehot(targ)) / n`, fused (notebook 06)"
-    _check_logits(inp, 'cross_entropy_backward'); check_labels(targ, *inp.shape, 'cross_entropy_backward')
+    _check_logits(inp, 'cross_entropy_backward'); check_labels(targ, *inp.shape, 'cross_entropy_backward', inp.device)
     g = (log_softmax(inp) if logp is None else logp).exp()
     g[torch.arange(len(targ), device=inp.device), targ.long()] -= 1.
     return g.div_(len(targ))
@@ -145,7 +148,7 @@ def cross_entropy_grad(inp:Tensor,  # logits, (n, c)
                        targ:Tensor, # class labels, (n,)
                       ):
     "Set `inp.g` for `cross_entropy(inp, targ)`: `cross_entropy_backward(inp, targ)`, `(softmax - onehot) / n`"
-    _check_logits(inp, 'cross_entropy_grad'); check_labels(targ, *inp.shape, 'cross_entropy_grad')
+    _check_logits(inp, 'cross_entropy_grad'); check_labels(targ, *inp.shape, 'cross_entropy_grad', inp.device)
     inp.g = cross_entropy_backward(inp, targ)
 
 

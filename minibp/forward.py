@@ -85,6 +85,8 @@ def check_mse(output:Tensor,   # the network's output, (n, 1)
     if not output.is_floating_point(): raise TypeError(f"{name}: expected a floating output, got {output.dtype}")
     if targ.is_complex() or targ.dtype == torch.bool:
         raise TypeError(f"{name}: expected real targets, got {targ.dtype}")
+    if targ.device != output.device:
+        raise TypeError(f"{name}: expected targ on {output.device}, like the output, got {targ.device}")
 
 
 # %% ../nbs/01_forward.ipynb #b10a0944
