@@ -376,7 +376,11 @@ def _layer_state(l) -> dict:
     bufs = l.buffers() if hasattr(l, 'buffers') else {}
     if clash := set(names) & set(bufs):
         raise ValueError(f"{type(l).__name__}: {', '.join(sorted(clash))} named both a parameter and a buffer")
-    return {k: getattr(l, k) for k in names} | bufs
+    state = {k: getattr(l, k) for k in names} | bufs
+    if bad := [k for k,v in state.items() if not isinstance(v, Tensor)]:
+        raise TypeError(f"{type(l).__name__}: expected its parameters and buffers as tensors, got {bad[0]!r} as "
+                        f"{type(state[bad[0]]).__name__}")
+    return state
 
 
 # %% ../nbs/04_layers.ipynb #1cc31ecb

@@ -412,6 +412,8 @@ def _resolve(model, hidden, autograd) -> tuple:
     "The model's name, factory and defaults; an error for an option that does not apply to it, before any import"
     name = getattr(model, '__name__', type(model).__name__) if callable(model) else model
     if not callable(model): _check_model_name(model)
+    if hidden is not None and (isinstance(hidden, bool) or not isinstance(hidden, int) or hidden < 1):
+        raise UsageError(f"hidden: expected the MLP's hidden units as an int of at least 1, got {hidden!r}")
     if model != 'mlp' and hidden is not None:
         raise UsageError(f"hidden applies only to model 'mlp' (its hidden units), got hidden={hidden} with {name!r}")
     if model != 'mlp' and autograd:
@@ -431,7 +433,7 @@ def _name_of(f) -> str|None:
 def _stepper(model, factory, hidden, autograd, s:dict, seed:int, x:Tensor):
     "The MLP's `HandStep` (or `AutogradStep`) as before, else a `ModelStep` of the factory's model, on `x`'s device"
     if model == 'mlp':
-        params = list(init_mlp(x.shape[1], hidden or DEFAULTS['hidden'], 10, seed=seed, dtype=x.dtype, device=x.device))
+        params = list(init_mlp(x.shape[1], hidden, 10, seed=seed, dtype=x.dtype, device=x.device))
         return (AutogradStep if autograd else HandStep)(params, s['lr'], s['momentum'], s['wd'])
     return ModelStep(factory(seed=seed, dtype=x.dtype, device=x.device), s['lr'], s['momentum'], s['wd'])
 
@@ -451,13 +453,14 @@ def train(data:TrainData,                      # as from `mnist_normalized`
          ) -> tuple:
     "Train `model` on `data` by hand-written gradients (the MLP also by `autograd`); return `(stepper, history)`"
     name,factory,defaults = _resolve(model, hidden, autograd)
+    hidden = DEFAULTS['hidden'] if model == 'mlp' and hidden is None else hidden
     s = _settings(defaults, augment, epochs=epochs, bs=bs, lr=lr, momentum=momentum, wd=wd)
     device = torch.device(device) if device is not None else data.x_train.device
     x_train,y_train,x_valid,y_valid = (t.to(device) for t in data[:4])
     stepper = _stepper(model, factory, hidden, autograd, s, seed, x_train)
     hist = fit(stepper, x_train, y_train, x_valid, y_valid, s['epochs'], s['bs'], s['lr'], seed, progress, s['augment'])
     hist['settings'] = dict(model=name) | s | dict(seed=seed, augment=_name_of(s['augment']))   # numbers and names
-    if model == 'mlp': hist['settings']['hidden'] = hidden or DEFAULTS['hidden']
+    if model == 'mlp': hist['settings']['hidden'] = hidden
     return stepper, hist
 
 # %% ../nbs/07_training.ipynb #752172a9
