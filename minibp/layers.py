@@ -98,8 +98,16 @@ def _check_nested(steps:list):
         raise TypeError("Sequential: one Sequential used twice in a model backpropagates only its latest forward "
                         "pass; use two Sequentials of the same layers (a Module layer used twice keeps every call)")
 
+def _check_instances(steps:list):
+    "A `TypeError` for a layer or loss given as a class (`Mse`), where the model calls an instance (`Mse()`)"
+    for l in steps:
+        if isinstance(l, type):
+            raise TypeError(f"Sequential: expected layers and a loss as objects to call, got the class {l.__name__}: "
+                            f"write {l.__name__}() (it is `Model` that takes classes)")
+
 def _check_layers(steps:list) -> str|None:
     "Refuse what would give a wrong gradient; return how the steps give gradients ('module', 'plain'; None: no steps)"
+    _check_instances(steps)
     _check_nested(steps)
     kinds = [_kind(l) for l in steps]
     plain = [l for l,k in zip(steps, kinds) if k == 'plain']
@@ -116,8 +124,10 @@ def _check_layers(steps:list) -> str|None:
 def _mode(o, mode) -> bool:
     "`mode` if it is a bool, else a `TypeError` naming `o`'s class: `train(mode)`'s check"
     if not isinstance(mode, bool):
+        t = type(mode)
+        got = t.__name__ if t.__module__ == 'builtins' else f"{t.__module__}.{t.__name__}"   # numpy.bool, not bool
         raise TypeError(f"{type(o).__name__}.train(): expected mode as a bool (True: training, False: evaluation), "
-                        f"got {type(mode).__name__}")
+                        f"got {got}")
     return mode
 
 class Sequential():
@@ -159,15 +169,15 @@ class Sequential():
         "Set the model, every layer and the loss to evaluation mode, `train(False)`; return the model"
         return self.train(False)
     def state_dict(self) -> dict:
-        "Every layer's parameters and buffers, the model's own tensors, keyed `'<layer index>.<name>'` ('0.w', '1.b')"
-        return {f'{i}.{k}': v for i,l in enumerate(self.layers) for k,v in _layer_state(l).items()}
+        "Every layer's parameters and buffers, keyed `'<layer index>.<name>'` ('0.w'): their memory, without `.g`"
+        return {f'{i}.{k}': v.detach() for i,l in enumerate(self.layers) for k,v in _layer_state(l).items()}
     def load_state_dict(self, d:dict, # as from `state_dict()`: the same keys and shapes
                        ):
         "Copy the tensors of `d` into the model's own, in place; nothing is copied unless every key and shape fits"
         own = self.state_dict()
         _check_state(own, d, f'{type(self).__name__}.load_state_dict')
-        vals = {k: d[k].to(own[k].dtype).to(own[k].device) for k in own}     # every conversion before any copy
-        with torch.no_grad():
+        vals = {k: d[k].to(own[k].device, own[k].dtype, copy=True) for k in own}  # copies first: d may hold the model's
+        with torch.no_grad():                                                       # own tensors (two layers swapped)
             for k,t in own.items(): t.copy_(vals[k])
 
     # The error handling, kept out of the two loops above
@@ -366,7 +376,11 @@ def _layer_state(l) -> dict:
     bufs = l.buffers() if hasattr(l, 'buffers') else {}
     if clash := set(names) & set(bufs):
         raise ValueError(f"{type(l).__name__}: {', '.join(sorted(clash))} named both a parameter and a buffer")
-    return {k: getattr(l, k) for k in names} | bufs
+    state = {k: getattr(l, k) for k in names} | bufs
+    if bad := [k for k,v in state.items() if not isinstance(v, Tensor)]:
+        raise TypeError(f"{type(l).__name__}: expected its parameters and buffers as tensors, got {bad[0]!r} as "
+                        f"{type(state[bad[0]]).__name__}")
+    return state
 
 
 # %% ../nbs/04_layers.ipynb #1cc31ecb
@@ -382,4 +396,6 @@ def _check_state(own:dict, d, name:str):
         if not isinstance(v, Tensor): raise TypeError(f"{name}: expected {k!r} as a tensor, got {type(v).__name__}")
         if shape_of(v) != shape_of(own[k]):
             raise ValueError(f"{name}: expected {k!r} of shape {shape_of(own[k])}, like the model's, got {shape_of(v)}")
+        if v.is_meta and not own[k].is_meta:
+            raise ValueError(f"{name}: {k!r} is on PyTorch's meta device, a shape without values: nothing to load")
 

@@ -74,7 +74,11 @@ class SGD:
         self.params,self.lr,self.momentum,self.wd = list(params),lr,momentum,wd
         self.bufs = [torch.zeros_like(p) for p in self.params]
     def step(self):
-        "Move every parameter: `v = momentum*v + g + wd*p`, then `p -= lr*v`"
+        "Move every parameter: `v = momentum*v + g + wd*p`, then `p -= lr*v`; none unless every one has its `.g`"
+        if missing := [i for i,p in enumerate(self.params) if getattr(p, 'g', None) is None]:
+            p = self.params[missing[0]]
+            raise RuntimeError(f"SGD.step(): parameter {missing[0]}, of shape {shape_of(p)}, has no gradient (.g is "
+                               "None): run the backward pass first (a layer with inp_grad=False sends none back)")
         for p,v in zip(self.params, self.bufs):
             v.mul_(self.momentum).add_(p.g)
             if self.wd: v.add_(p, alpha=self.wd)
@@ -143,8 +147,10 @@ def _eval_mode(model:Sequential):
         for o,mode in modes:
             if o.training != mode: o.train(mode)
 
-def _in_chunks(f, x:Tensor, bs:int) -> Tensor:
+def _in_chunks(f, x:Tensor, bs:int, name:str) -> Tensor:
     "`f` on the rows of `x`, `bs` at a time, joined: an evaluation's activations live one chunk at a time"
+    if isinstance(bs, bool) or not isinstance(bs, int) or bs < 1:
+        raise ValueError(f"{name}: expected bs, the rows at a time, as an int of at least 1, got {bs!r}")
     return f(x) if len(x) <= bs else torch.cat([f(c) for c in x.split(bs)])
 
 def _check_model(model):
@@ -184,7 +190,7 @@ class ModelStep:
         def run(x):
             for l in self.model.layers: x = l(x)
             return x
-        with _eval_mode(self.model): return _in_chunks(run, x, bs)
+        with _eval_mode(self.model): return _in_chunks(run, x, bs, 'ModelStep.predict')
     def train(self, mode:bool=True):
         "Put the model in training mode (`mode=True`) or evaluation mode; return the stepper"
         self.model.train(mode)
@@ -259,7 +265,7 @@ class TorchStep:
         modes = [(m, m.training) for m in self.module.modules()]
         self.module.eval()
         try:
-            with torch.no_grad(): return _in_chunks(self.module, x, bs)
+            with torch.no_grad(): return _in_chunks(self.module, x, bs, 'TorchStep.predict')
         finally:
             for m,mode in modes: m.training = mode
     def train(self, mode:bool=True):
@@ -326,7 +332,18 @@ def _batch(x:Tensor, y:Tensor, idx:Tensor, augment, gen) -> tuple:
         got = shape_of(xa) if isinstance(xa, Tensor) else type(xa).__name__
         raise ValueError(f"fit: expected augment(xb, generator) to return a tensor of shape {shape_of(xb)}, like the "
                          f"batch, got {got}")
+    if (xa.dtype, xa.device) != (xb.dtype, xb.device):
+        raise TypeError(f"fit: expected augment(xb, generator) to return a tensor in {xb.dtype} on {xb.device}, like "
+                        f"the batch, got {xa.dtype} on {xa.device}")
     return xa, y[idx]
+
+def _augment_gen(augment, x:Tensor, seed:int):
+    "The generator `augment` draws from, seeded by `seed`, on `x`'s device; None without `augment`"
+    if augment is None: return None
+    if not callable(augment):
+        raise TypeError(f"fit: expected augment as a function augment(xb, generator) -> xb, or None, "
+                        f"got {type(augment).__name__}")
+    return torch.Generator(device=x.device).manual_seed(seed)
 
 def fit(stepper,                       # has `uses_autograd`, `__call__(xb, yb, lr) -> loss`, `predict(x)`; maybe modes
         x_train:Tensor,                # training images, (n, 784)
@@ -342,7 +359,7 @@ def fit(stepper,                       # has `uses_autograd`, `__call__(xb, yb, 
        ) -> dict:
     "Train `stepper` by minibatch SGD and `cosine_lr` in training mode, validate in evaluation mode; return the history"
     sampler = BatchSampler(len(x_train), bs, seed=seed)
-    gen = None if augment is None else torch.Generator(device=x_train.device).manual_seed(seed)   # on the data's device
+    gen = _augment_gen(augment, x_train, seed)                   # on the data's device
     total,step,bars = epochs*len(sampler),0,_bars_wanted(progress)
     hist = dict(batch_loss=[], train_loss=[], valid_loss=[], valid_acc=[], epoch_seconds=[], autograd_enabled=set())
     mb = master_bar(range(epochs)) if bars else range(epochs)
@@ -395,6 +412,8 @@ def _resolve(model, hidden, autograd) -> tuple:
     "The model's name, factory and defaults; an error for an option that does not apply to it, before any import"
     name = getattr(model, '__name__', type(model).__name__) if callable(model) else model
     if not callable(model): _check_model_name(model)
+    if hidden is not None and (isinstance(hidden, bool) or not isinstance(hidden, int) or hidden < 1):
+        raise UsageError(f"hidden: expected the MLP's hidden units as an int of at least 1, got {hidden!r}")
     if model != 'mlp' and hidden is not None:
         raise UsageError(f"hidden applies only to model 'mlp' (its hidden units), got hidden={hidden} with {name!r}")
     if model != 'mlp' and autograd:
@@ -414,7 +433,7 @@ def _name_of(f) -> str|None:
 def _stepper(model, factory, hidden, autograd, s:dict, seed:int, x:Tensor):
     "The MLP's `HandStep` (or `AutogradStep`) as before, else a `ModelStep` of the factory's model, on `x`'s device"
     if model == 'mlp':
-        params = list(init_mlp(x.shape[1], hidden or DEFAULTS['hidden'], 10, seed=seed, dtype=x.dtype, device=x.device))
+        params = list(init_mlp(x.shape[1], hidden, 10, seed=seed, dtype=x.dtype, device=x.device))
         return (AutogradStep if autograd else HandStep)(params, s['lr'], s['momentum'], s['wd'])
     return ModelStep(factory(seed=seed, dtype=x.dtype, device=x.device), s['lr'], s['momentum'], s['wd'])
 
@@ -434,13 +453,14 @@ def train(data:TrainData,                      # as from `mnist_normalized`
          ) -> tuple:
     "Train `model` on `data` by hand-written gradients (the MLP also by `autograd`); return `(stepper, history)`"
     name,factory,defaults = _resolve(model, hidden, autograd)
+    hidden = DEFAULTS['hidden'] if model == 'mlp' and hidden is None else hidden
     s = _settings(defaults, augment, epochs=epochs, bs=bs, lr=lr, momentum=momentum, wd=wd)
     device = torch.device(device) if device is not None else data.x_train.device
     x_train,y_train,x_valid,y_valid = (t.to(device) for t in data[:4])
     stepper = _stepper(model, factory, hidden, autograd, s, seed, x_train)
     hist = fit(stepper, x_train, y_train, x_valid, y_valid, s['epochs'], s['bs'], s['lr'], seed, progress, s['augment'])
     hist['settings'] = dict(model=name) | s | dict(seed=seed, augment=_name_of(s['augment']))   # numbers and names
-    if model == 'mlp': hist['settings']['hidden'] = hidden or DEFAULTS['hidden']
+    if model == 'mlp': hist['settings']['hidden'] = hidden
     return stepper, hist
 
 # %% ../nbs/07_training.ipynb #752172a9
@@ -502,6 +522,8 @@ def _check_dest(path:str|None, flag:str):
     if path is None: return
     p = Path(path)
     if p.is_dir(): raise UsageError(f"--{flag}: {path} is a folder: give a file name, such as {p/'out'}")
+    if str(path).endswith(('/', os.sep)):
+        raise UsageError(f"--{flag}: {path} ends in '/', a folder's name: give a file name, such as {p/'out'}")
     if not p.resolve().parent.is_dir(): raise UsageError(f"--{flag}: {path}: no folder {p.resolve().parent}")
     if not os.access(p.resolve().parent, os.W_OK): raise UsageError(f"--{flag}: {path}: the folder cannot be written")
 
