@@ -128,6 +128,9 @@ def init_mlp(n_in:int,              # inputs per row, m
              bias_std:float=0.,     # biases are `bias_std * randn`: non-zero biases, so that tests see a bias gradient
             ) -> tuple:
     "Weights `w1, b1, w2, b2`: Kaiming init for the ReLU layer, LeCun init for the output layer, biases 0 or random"
+    for name,k in (('n_in', n_in), ('n_hidden', n_hidden), ('n_out', n_out)):
+        if isinstance(k, bool) or not isinstance(k, int) or k < 1:
+            raise ValueError(f"init_mlp: expected {name} as a whole number of at least 1, got {k!r}")
     if seed is None: g,dev = None,device
     else: g,dev = torch.Generator().manual_seed(seed),'cpu'   # seeded: drawn on the CPU, the same numbers on any device
     rand = lambda *s: torch.randn(*s, generator=g, dtype=dtype, device=dev).to(device)
