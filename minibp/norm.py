@@ -199,7 +199,7 @@ class BatchNorm(Module):
         self.w,self.b = torch.ones(nf, **kw),torch.zeros(nf, **kw)
         self.running_mean,self.running_var = torch.zeros(nf, **kw),torch.ones(nf, **kw)
     def forward(self, x):
-        training = getattr(self, 'training', True)
+        training = self.training
         check_batch_norm(x, self.w, 'BatchNorm', training)
         if training:
             mean,var,invstd = batch_norm_stats(x.detach(), self.eps)
@@ -257,7 +257,7 @@ class Dropout(Module):
     def forward(self, x):
         _need_tensors('Dropout', x=x)
         if not x.is_floating_point(): raise TypeError(f"Dropout: expected a floating-point input, got {x.dtype}")
-        if not getattr(self, 'training', True) or self.p == 0:
+        if not self.training or self.p == 0:
             self.state = (None,)                      # identity: a view, so that out.g is not the input's .g
             return x.view_as(x)
         self.state = (dropout_mask(x, self.p, self.generator(x.device)),)
