@@ -4,18 +4,21 @@
 
 # %% ../nbs/09_norm.ipynb #257b80d2
 from __future__ import annotations
-import numbers
+import math, numbers
 import torch
 from torch import Tensor
 from .core import shape_of
 from .forward import _need_tensors
 from .backward import _check_g
-from .layers import Module, add_grad
+from .layers import Module, Sequential, Lin, Relu, add_grad
+from .cross_entropy import CrossEntropy
+from .autograd import Var
 
 # %% auto #0
-__all__ = ['check_batch_norm', 'batch_norm_stats', 'batch_norm', 'batch_norm_backward', 'check_layer_norm', 'layer_norm_stats',
-           'layer_norm', 'layer_norm_backward', 'dropout_mask', 'dropout', 'dropout_backward', 'BatchNorm', 'LayerNorm',
-           'Dropout', 'var_batch_norm', 'var_layer_norm', 'var_dropout']
+__all__ = ['BN_MLP_SIZES', 'BN_MLP_DEFAULTS', 'check_batch_norm', 'batch_norm_stats', 'batch_norm', 'batch_norm_backward',
+           'check_layer_norm', 'layer_norm_stats', 'layer_norm', 'layer_norm_backward', 'dropout_mask', 'dropout',
+           'dropout_backward', 'BatchNorm', 'LayerNorm', 'Dropout', 'var_batch_norm', 'var_layer_norm', 'var_dropout',
+           'bn_mlp']
 
 # %% ../nbs/09_norm.ipynb #277b01b2
 def _chan_dims(x:Tensor) -> tuple:
@@ -268,9 +271,7 @@ class Dropout(Module):
         add_grad(x, g if mask is None else dropout_backward(g, mask, self.p))
     def __repr__(self): return f"Dropout(p={self.p}" + ('' if self.seed is None else f", seed={self.seed}") + ")"
 
-# %% ../nbs/09_norm.ipynb #310d2e6f
-from .autograd import Var
-
+# %% ../nbs/09_norm.ipynb #42bb13a1
 def _as_var(v): return v if isinstance(v, Var) else Var(v)
 
 def var_batch_norm(x:Var,                   # input (n, c) or (n, c, ...)
@@ -323,3 +324,25 @@ def var_dropout(x:Var,              # input
     if not training or p == 0: return Var.from_op(x.data, (x,), lambda g: (g,), 'dropout')
     mask = dropout_mask(x.data, p, generator)
     return Var.from_op(dropout(x.data, mask, p), (x,), lambda g: (dropout_backward(g, mask, p),), 'dropout')
+
+# %% ../nbs/09_norm.ipynb #101429ed
+BN_MLP_SIZES = (784, 512, 256, 256, 128, 128, 10)            # the layer widths of `bn_mlp`
+BN_MLP_DEFAULTS = dict(epochs=10, bs=128, lr=0.2, momentum=0.9, wd=5e-4)   # its training settings, for `fit`
+
+def bn_mlp(seed:int=0,           # seed of the weights and of the dropout masks
+           dtype=torch.float32,  # of every parameter and statistic
+           device=None,          # where they live (None: PyTorch's default)
+           *, sizes:tuple=BN_MLP_SIZES, # the layer widths, input first
+           p:float=0.1,          # dropout probability after each hidden layer (0: no dropout layers)
+          ) -> Sequential:
+    "An MLP on (n, 784) normalised rows: each hidden layer Lin, BatchNorm, Relu, Dropout; a last Lin; `CrossEntropy`"
+    _check_p(p, 'bn_mlp')
+    g = torch.Generator().manual_seed(seed)                  # drawn on the CPU: the same weights on any device
+    layers,n = [],len(sizes) - 1
+    for i,(m,k) in enumerate(zip(sizes[:-1], sizes[1:])):
+        w = torch.randn(m, k, generator=g, dtype=dtype)*math.sqrt((1 if i == n - 1 else 2)/m)   # LeCun last, Kaiming
+        layers.append(Lin(w.to(device), torch.zeros(k, dtype=dtype, device=device), inp_grad=i > 0))
+        if i == n - 1: break
+        layers += [BatchNorm(k, dtype=dtype, device=device), Relu()]
+        if p: layers.append(Dropout(p, seed=int(torch.randint(2**62, (1,), generator=g))))
+    return Sequential(*layers, loss=CrossEntropy())
