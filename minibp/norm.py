@@ -254,8 +254,8 @@ class Dropout(Module):
         self.p,self.seed,self.gens = float(p),seed,{}
     def generator(self, device) -> torch.Generator|None:
         "The layer's own generator on `device` (made at first use, seeded with `seed`), or None when unseeded"
-        if self.seed is None: return None
         device = torch.device(device)
+        if self.seed is None or device.type == 'meta': return None     # meta tensors hold no values to draw
         if device not in self.gens: self.gens[device] = torch.Generator(device=device).manual_seed(self.seed)
         return self.gens[device]
     def forward(self, x):
