@@ -368,9 +368,11 @@ def _markdown_note(res:dict) -> str:
     note = (f"\n\nTimes are medians of {res['reps']} interleaved rounds; peak memory is measured in a fresh "
             f"process per variant; torch {res['torch']}, {res['threads']} threads; the machine's load average was "
             f"{res['loadavg'][1]:.1f} (5 min) as the passes ended. ")
-    if br: note += (f"The lessons' broadcast weight gradient takes {min(r['time_ratio'] for r in br):.0f} to "
-                    f"{max(r['time_ratio'] for r in br):.0f} times autograd's time and up to "
-                    f"{max(r['peak_bytes'] for r in br)/2**30:,.1f} GiB (extrapolated from slices). ")
+    if br:
+        mem = [r['peak_bytes'] for r in br if r['peak_bytes'] is not None]
+        note += (f"The lessons' broadcast weight gradient takes {min(r['time_ratio'] for r in br):.0f} to "
+                 f"{max(r['time_ratio'] for r in br):.0f} times autograd's time"
+                 f"{f' and up to {max(mem)/2**30:,.1f} GiB' if mem else ''} (extrapolated from slices). ")
     if mm: note += (f"The matrix-multiply forms reach {min(mm):.0%} to {max(mm):.0%} of this machine's measured "
                     f"float32 matmul throughput ({res['matmul_gflops']:.0f} GFLOP/s).")
     return note
@@ -378,7 +380,8 @@ def _markdown_note(res:dict) -> str:
 def bench_markdown(res:dict, # a result of `minibp_bench --json`: `benchmark`'s, with `epoch` from `epoch_benchmark`
                   ) -> str:
     "The README's performance table (markdown): hand-written backward and engine as ratios to autograd, and a summary"
-    f2 = lambda v: '' if v is None else f'{v:.2f}'
+    f2 = lambda v: 'n/a' if v is None else f'{v:.2f}'                 # n/a: memory this system cannot measure
+    mib = lambda b: 'n/a' if b is None else f'{b/2**20:,.1f} MiB'
     forms = [f for f in ('hand', 'engine') if any(r['form'] == f for r in res['passes'])]
     head = ' | '.join(f'{LABELS[f]} {what} ÷ autograd' for f in forms for what in ('time', 'peak memory'))
     lines = [f"| measured | input gradient | {head} | autograd's time, peak memory |", '|---'*(3 + 2*len(forms)) + '|']
@@ -389,11 +392,11 @@ def bench_markdown(res:dict, # a result of `minibp_bench --json`: `benchmark`'s,
         loss = {'mse': 'MSE', 'cross_entropy': 'cross-entropy'}[loss_kind(r['c'])]
         what = f"one pass, {res['n']:,} rows, 784-{r['h']}-{r['c']} {loss}"
         lines.append(f"| {what} | {'yes' if ig else 'no'} | {cells} | {r['seconds']*1e3:,.0f} ms, "
-                     f"{r['peak_bytes']/2**20:,.1f} MiB |")
+                     f"{mib(r['peak_bytes'])} |")
     if e := res.get('epoch'):
         cells = ' | '.join(f"{f2(e['time_ratio'][f])} | {f2(e['mem_ratio'][f])}" for f in forms)
         lines.append(f"| one training epoch, {e['n']:,} rows, batch {e['bs']}, 784-{e['hidden']}-10 | no | {cells} | "
-                     f"{e['seconds']['autograd']:.2f} s, {e['peak_bytes']['autograd']/2**20:,.1f} MiB |")
+                     f"{e['seconds']['autograd']:.2f} s, {mib(e['peak_bytes']['autograd'])} |")
     return '\n'.join(lines) + _markdown_note(res)
 
 # %% ../nbs/12_performance.ipynb #3a354f95
