@@ -4,20 +4,23 @@
 
 # %% ../nbs/09_norm.ipynb #257b80d2
 from __future__ import annotations
-import numbers
+import math, numbers
 import torch
 from torch import Tensor
 from .core import shape_of
 from .forward import _need_tensors
 from .backward import _check_g
-from .layers import Module, add_grad
+from .layers import Module, Sequential, Lin, Relu, add_grad
+from .cross_entropy import CrossEntropy
+from .autograd import Var
 
 # %% auto #0
-__all__ = ['check_batch_norm', 'batch_norm_stats', 'batch_norm', 'batch_norm_backward', 'check_layer_norm', 'layer_norm_stats',
-           'layer_norm', 'layer_norm_backward', 'dropout_mask', 'dropout', 'dropout_backward', 'BatchNorm', 'LayerNorm',
-           'Dropout']
+__all__ = ['BN_MLP_SIZES', 'BN_MLP_DEFAULTS', 'check_batch_norm', 'batch_norm_stats', 'batch_norm', 'batch_norm_backward',
+           'check_layer_norm', 'layer_norm_stats', 'layer_norm', 'layer_norm_backward', 'dropout_mask', 'dropout',
+           'dropout_backward', 'BatchNorm', 'LayerNorm', 'Dropout', 'var_batch_norm', 'var_layer_norm', 'var_dropout',
+           'bn_mlp']
 
-# %% ../nbs/09_norm.ipynb #5101e026
+# %% ../nbs/09_norm.ipynb #277b01b2
 def _chan_dims(x:Tensor) -> tuple:
     "The axes BatchNorm's statistics are taken over: all but axis 1 (rows, and pixels if any)"
     return (0, *range(2, x.ndim))
@@ -46,7 +49,7 @@ def check_batch_norm(x:Tensor,           # the input, (n, c) or (n, c, ...)
                          "whatever the input, and no gradient would reach the input (PyTorch refuses it too); "
                          "use a batch of 2 or more, or evaluation mode")
 
-# %% ../nbs/09_norm.ipynb #bd4be796
+# %% ../nbs/09_norm.ipynb #c1792c0c
 def batch_norm_stats(x:Tensor,       # the input, (n, c) or (n, c, ...)
                      eps:float=1e-5, # added to the variance before the square root
                     ) -> tuple:
@@ -54,7 +57,7 @@ def batch_norm_stats(x:Tensor,       # the input, (n, c) or (n, c, ...)
     var,mean = torch.var_mean(x, _chan_dims(x), correction=0)
     return mean, var, (var + eps).rsqrt()
 
-# %% ../nbs/09_norm.ipynb #2086061b
+# %% ../nbs/09_norm.ipynb #d631928b
 def batch_norm(x:Tensor,      # the input, (n, c) or (n, c, ...)
                w:Tensor,      # scale, (c,)
                b:Tensor,      # shift, (c,)
@@ -65,7 +68,7 @@ def batch_norm(x:Tensor,      # the input, (n, c) or (n, c, ...)
     c = lambda t: _per_chan(t, x.ndim)
     return (x - c(mean))*c(invstd)*c(w) + c(b)
 
-# %% ../nbs/09_norm.ipynb #8ae7b06e
+# %% ../nbs/09_norm.ipynb #313229ff
 def _check_stats(t:Tensor, shape:tuple, x:Tensor, what:str, name:str):
     "Raise a clear error unless the statistic `t` is a tensor of `shape` in `x`'s dtype"
     _need_tensors(name, **{what: t})
@@ -92,7 +95,7 @@ def batch_norm_backward(g:Tensor,      # the gradient at the output, `out.g`, th
     n = inp.numel()//inp.shape[1]
     return c(w*invstd/n)*(n*g - c(b_g) - xhat*c(w_g)), w_g, b_g
 
-# %% ../nbs/09_norm.ipynb #793b2bd4
+# %% ../nbs/09_norm.ipynb #c09aa284
 def check_layer_norm(x:Tensor, # the input, (..., nf)
                      w:Tensor, # the scale, (nf,)
                      name:str, # the caller, named in the error
@@ -122,7 +125,7 @@ def layer_norm(x:Tensor,      # the input, (..., nf)
     "`(x - mean) * invstd * w + b`, each row normalised over its features"
     return (x - mean)*invstd*w + b
 
-# %% ../nbs/09_norm.ipynb #45d9dabb
+# %% ../nbs/09_norm.ipynb #50106f80
 def layer_norm_backward(g:Tensor,      # the gradient at the output, `out.g`, the input's shape
                         inp:Tensor,    # the input, (..., nf)
                         w:Tensor,      # scale, (nf,)
@@ -139,7 +142,7 @@ def layer_norm_backward(g:Tensor,      # the gradient at the output, `out.g`, th
     inp_g = invstd*(d - d.mean(-1, keepdim=True) - xhat*(d*xhat).mean(-1, keepdim=True))
     return inp_g, (g*xhat).sum(lead), g.sum(lead)
 
-# %% ../nbs/09_norm.ipynb #f80f99e9
+# %% ../nbs/09_norm.ipynb #a44e4426
 def _check_p(p, name:str):
     "Raise a clear error unless `p` is a number in [0, 1)"
     if isinstance(p, bool) or not isinstance(p, numbers.Real):
@@ -156,7 +159,7 @@ def dropout_mask(x:Tensor,      # the input the mask is for
     _check_p(p, 'dropout_mask'); _need_tensors('dropout_mask', x=x)
     return torch.empty_like(x).bernoulli_(1 - p, generator=generator).bool()
 
-# %% ../nbs/09_norm.ipynb #40752c48
+# %% ../nbs/09_norm.ipynb #3a4804c8
 def _check_mask(mask:Tensor, like:Tensor, what:str, name:str):
     _need_tensors(name, mask=mask)
     if mask.dtype != torch.bool: raise TypeError(f"{name}: expected a boolean keep-mask, got {mask.dtype}")
@@ -180,7 +183,7 @@ def dropout_backward(g:Tensor,    # the gradient at the output, `out.g`
     _check_mask(mask, g, 'the gradient', 'dropout_backward')
     return g*mask.to(g.dtype).div_(1 - p)
 
-# %% ../nbs/09_norm.ipynb #20d6d69b
+# %% ../nbs/09_norm.ipynb #29fe543e
 def _check_nf(nf, name:str):
     if isinstance(nf, bool) or not isinstance(nf, int) or nf < 1:
         raise ValueError(f"{name}: expected the number of features nf as an integer >= 1, got {nf!r}")
@@ -199,7 +202,7 @@ class BatchNorm(Module):
         self.w,self.b = torch.ones(nf, **kw),torch.zeros(nf, **kw)
         self.running_mean,self.running_var = torch.zeros(nf, **kw),torch.ones(nf, **kw)
     def forward(self, x):
-        training = getattr(self, 'training', True)
+        training = self.training
         check_batch_norm(x, self.w, 'BatchNorm', training)
         if training:
             mean,var,invstd = batch_norm_stats(x.detach(), self.eps)
@@ -219,7 +222,7 @@ class BatchNorm(Module):
         return dict(running_mean=self.running_mean, running_var=self.running_var)
     def __repr__(self): return f"BatchNorm({self.w.shape[0]}, eps={self.eps}, momentum={self.momentum})"
 
-# %% ../nbs/09_norm.ipynb #016bf4ea
+# %% ../nbs/09_norm.ipynb #4520e0dc
 class LayerNorm(Module):
     "Layer normalisation over the last axis, as `nn.LayerNorm(nf)`: each row to mean 0, variance 1, then `w`, `b`"
     def __init__(self, nf:int,              # features (the last axis of the input)
@@ -241,7 +244,7 @@ class LayerNorm(Module):
     def parameters(self) -> list: return [self.w, self.b]
     def __repr__(self): return f"LayerNorm({self.w.shape[0]}, eps={self.eps})"
 
-# %% ../nbs/09_norm.ipynb #51113deb
+# %% ../nbs/09_norm.ipynb #da575dd7
 class Dropout(Module):
     "Inverted dropout: in training zero each value with probability `p` and divide the rest by `1-p`; identity in eval"
     def __init__(self, p:float=0.5,         # the probability of zeroing each value, in [0, 1)
@@ -257,7 +260,7 @@ class Dropout(Module):
     def forward(self, x):
         _need_tensors('Dropout', x=x)
         if not x.is_floating_point(): raise TypeError(f"Dropout: expected a floating-point input, got {x.dtype}")
-        if not getattr(self, 'training', True) or self.p == 0:
+        if not self.training or self.p == 0:
             self.state = (None,)                      # identity: a view, so that out.g is not the input's .g
             return x.view_as(x)
         self.state = (dropout_mask(x, self.p, self.generator(x.device)),)
@@ -267,3 +270,79 @@ class Dropout(Module):
         _check_g(g, x.shape, x.dtype, 'Dropout.backward')
         add_grad(x, g if mask is None else dropout_backward(g, mask, self.p))
     def __repr__(self): return f"Dropout(p={self.p}" + ('' if self.seed is None else f", seed={self.seed}") + ")"
+
+# %% ../nbs/09_norm.ipynb #42bb13a1
+def _as_var(v): return v if isinstance(v, Var) else Var(v)
+
+def var_batch_norm(x:Var,                   # input (n, c) or (n, c, ...)
+                   w:Var,                   # scale (c,)
+                   b:Var,                   # shift (c,)
+                   running_mean:Tensor|None=None, # updated in training, used in evaluation (needed there)
+                   running_var:Tensor|None=None,  # likewise; unbiased
+                   training:bool=True,      # the batch's statistics (True) or the running ones
+                   momentum:float=0.1,      # how far a training call moves the running statistics
+                   eps:float=1e-5,          # added to the variance
+                  ) -> Var:
+    "BatchNorm as one engine operation, as `F.batch_norm`; its backward is `batch_norm_backward`"
+    x,w,b = _as_var(x),_as_var(w),_as_var(b)
+    xd,wd = x.data,w.data
+    check_batch_norm(xd, wd, 'var_batch_norm', training)
+    if training:
+        mean,var,invstd = batch_norm_stats(xd, eps)
+        if running_mean is not None: running_mean.mul_(1 - momentum).add_(mean, alpha=momentum)
+        if running_var is not None:
+            n = xd.numel()//xd.shape[1]; running_var.mul_(1 - momentum).add_(var*(n/(n - 1)), alpha=momentum)
+    elif running_mean is None or running_var is None:
+        raise ValueError("var_batch_norm: evaluation (training=False) normalises with the running statistics: "
+                         "pass running_mean and running_var")
+    else: mean,invstd = running_mean.clone(),(running_var + eps).rsqrt()
+    return Var.from_op(batch_norm(xd, wd, b.data, mean, invstd), (x, w, b),
+                       lambda g: batch_norm_backward(g, xd, wd, mean, invstd, batch_stats=training), 'batch_norm')
+
+# %% ../nbs/09_norm.ipynb #1f3b6e8d
+def var_layer_norm(x:Var,          # input (..., nf)
+                   w:Var,          # scale (nf,)
+                   b:Var,          # shift (nf,)
+                   eps:float=1e-5, # added to the variance
+                  ) -> Var:
+    "LayerNorm over the last axis as one engine operation; its backward is `layer_norm_backward`"
+    x,w,b = _as_var(x),_as_var(w),_as_var(b)
+    xd,wd = x.data,w.data
+    check_layer_norm(xd, wd, 'var_layer_norm')
+    mean,_,invstd = layer_norm_stats(xd, eps)
+    return Var.from_op(layer_norm(xd, wd, b.data, mean, invstd), (x, w, b),
+                       lambda g: layer_norm_backward(g, xd, wd, mean, invstd), 'layer_norm')
+
+def var_dropout(x:Var,              # input
+                p:float=0.5,        # the probability of zeroing each value, in [0, 1)
+                training:bool=True, # False: the identity
+                generator=None,     # a `torch.Generator` on `x`'s device; None: torch's global generator
+               ) -> Var:
+    "Inverted dropout as one engine operation; its backward is `dropout_backward` with the forward's mask"
+    _check_p(p, 'var_dropout')
+    x = _as_var(x)
+    if not training or p == 0: return Var.from_op(x.data, (x,), lambda g: (g,), 'dropout')
+    mask = dropout_mask(x.data, p, generator)
+    return Var.from_op(dropout(x.data, mask, p), (x,), lambda g: (dropout_backward(g, mask, p),), 'dropout')
+
+# %% ../nbs/09_norm.ipynb #101429ed
+BN_MLP_SIZES = (784, 512, 256, 256, 128, 128, 10)            # the layer widths of `bn_mlp`
+BN_MLP_DEFAULTS = dict(epochs=10, bs=128, lr=0.2, momentum=0.9, wd=5e-4)   # its training settings, for `fit`
+
+def bn_mlp(seed:int=0,           # seed of the weights and of the dropout masks
+           dtype=torch.float32,  # of every parameter and statistic
+           device=None,          # where they live (None: PyTorch's default)
+           *, sizes:tuple=BN_MLP_SIZES, # the layer widths, input first
+           p:float=0.1,          # dropout probability after each hidden layer (0: no dropout layers)
+          ) -> Sequential:
+    "An MLP on (n, 784) normalised rows: each hidden layer Lin, BatchNorm, Relu, Dropout; a last Lin; `CrossEntropy`"
+    _check_p(p, 'bn_mlp')
+    g = torch.Generator().manual_seed(seed)                  # drawn on the CPU: the same weights on any device
+    layers,n = [],len(sizes) - 1
+    for i,(m,k) in enumerate(zip(sizes[:-1], sizes[1:])):
+        w = torch.randn(m, k, generator=g, dtype=dtype)*math.sqrt((1 if i == n - 1 else 2)/m)   # LeCun last, Kaiming
+        layers.append(Lin(w.to(device), torch.zeros(k, dtype=dtype, device=device), inp_grad=i > 0))
+        if i == n - 1: break
+        layers += [BatchNorm(k, dtype=dtype, device=device), Relu()]
+        if p: layers.append(Dropout(p, seed=int(torch.randint(2**62, (1,), generator=g))))
+    return Sequential(*layers, loss=CrossEntropy())
