@@ -5,6 +5,7 @@
 # %% ../nbs/04_layers.ipynb #89a02cb5
 from __future__ import annotations
 import inspect, uuid, weakref
+import torch
 from torch import Tensor
 from .core import shape_of
 from .forward import lin, relu, mse
@@ -76,24 +77,56 @@ def _backward(layer, accumulate:bool):
         raise TypeError(f"{type(layer).__name__}.backward() cannot accumulate: it assigns .g; use Module layers")
     layer.backward(accumulate=True)
 
-def _check_plain(steps:list):
-    "Refuse what the lesson's plain layers (which *assign* `.g`) cannot do in a model: give a wrong gradient"
-    plain = [l for l in steps if not hasattr(l, 'bwd')]                # `Module` layers have `bwd`; plain ones do not
-    if not plain: return
-    names = ', '.join(sorted({type(l).__name__ for l in plain}))
-    if len(plain) < len(steps):
+def _kind(l) -> str|None:
+    "How `l` gives gradients: 'module' (adds to `.g`), 'plain' (assigns it); a `Sequential`, as its layers (None: none)"
+    if isinstance(l, Sequential): return l.kind
+    return 'module' if hasattr(l, 'bwd') else 'plain'             # `Module` layers have `bwd`; plain ones do not
+
+def _name(l) -> str:
+    "`l`'s class name; for a `Sequential`, its layers' too"
+    if not isinstance(l, Sequential): return type(l).__name__
+    return f"a Sequential of {', '.join(type(s).__name__ for s in l.layers)}"
+
+def _check_nested(steps:list):
+    "A `Sequential` inside a model is one of its layers: called as `layer(x)` (no loss), and once per forward pass"
+    seqs = [l for l in steps if isinstance(l, Sequential)]
+    for s in seqs:
+        if s.loss is not None:
+            raise TypeError(f"Sequential: a Sequential inside a model is called as a layer, layer(x), so it must have "
+                            f"no loss; got one ending in {type(s.loss).__name__}: give the loss to the outer model")
+    if len({id(s) for s in seqs}) < len(seqs):
+        raise TypeError("Sequential: one Sequential used twice in a model backpropagates only its latest forward "
+                        "pass; use two Sequentials of the same layers (a Module layer used twice keeps every call)")
+
+def _check_layers(steps:list) -> str|None:
+    "Refuse what would give a wrong gradient; return how the steps give gradients ('module', 'plain'; None: no steps)"
+    _check_nested(steps)
+    kinds = [_kind(l) for l in steps]
+    plain = [l for l,k in zip(steps, kinds) if k == 'plain']
+    if not plain: return 'module' if 'module' in kinds else None
+    names = ', '.join(sorted({_name(l) for l in plain}))
+    if 'module' in kinds:
         raise TypeError(f"Sequential: {names} assign .g (the lesson's form) while Module layers add to it within a "
                         "pass: mixed, the gradients come out wrong; use Module layers (Lin, Relu, Mse) throughout")
     if len({id(l) for l in plain}) < len(plain):     # (plain layers sharing a *weight* are this lesson's bug, below)
         raise TypeError(f"Sequential: a plain layer used twice keeps only its latest call ({names} keep one call "
                         "and assign .g); use Module layers (Lin, Relu, Mse), which keep every call and add")
+    return 'plain'
+
+def _mode(o, mode) -> bool:
+    "`mode` if it is a bool, else a `TypeError` naming `o`'s class: `train(mode)`'s check"
+    if not isinstance(mode, bool):
+        raise TypeError(f"{type(o).__name__}.train(): expected mode as a bool (True: training, False: evaluation), "
+                        f"got {type(mode).__name__}")
+    return mode
 
 class Sequential():
     "Layers run in order, then a loss: `model(x, targ)` returns the loss (the output if `loss` is None)"
-    def __init__(self, *layers, # each called on the previous one's output; each has `backward()`
+    training = True     # the mode: `train()` and `eval()` (below) set it on the model and every layer
+    def __init__(self, *layers, # each called on the previous one's output; each has `backward()` (a model too)
                  loss=None,     # a loss layer, called as `loss(out, targ)`; None to return the output itself
                 ):
-        _check_plain(list(layers) + ([] if loss is None else [loss]))
+        self.kind = _check_layers(list(layers) + ([] if loss is None else [loss]))
         self.layers,self.loss,self.fresh = list(layers),loss,None
     def __call__(self, x:Tensor, targ:Tensor|None=None) -> Tensor:
         self._check_call(targ)
@@ -115,6 +148,27 @@ class Sequential():
     def zero_grad(self):
         "Forget every parameter's gradient (`.g = None`), PyTorch's `zero_grad`"
         for p in self.parameters(): p.g = None
+    def train(self, mode:bool=True, # True: training mode; False: evaluation mode
+             ) -> Sequential:
+        "Set the model, every layer and the loss to training mode (`mode=True`) or evaluation mode; return the model"
+        self.training = _mode(self, mode)
+        for l in self.layers + ([] if self.loss is None else [self.loss]):
+            if hasattr(l, 'train'): l.train(mode)                 # the lesson's plain layers have no modes
+        return self
+    def eval(self) -> Sequential:
+        "Set the model, every layer and the loss to evaluation mode, `train(False)`; return the model"
+        return self.train(False)
+    def state_dict(self) -> dict:
+        "Every layer's parameters and buffers, the model's own tensors, keyed `'<layer index>.<name>'` ('0.w', '1.b')"
+        return {f'{i}.{k}': v for i,l in enumerate(self.layers) for k,v in _layer_state(l).items()}
+    def load_state_dict(self, d:dict, # as from `state_dict()`: the same keys and shapes
+                       ):
+        "Copy the tensors of `d` into the model's own, in place; nothing is copied unless every key and shape fits"
+        own = self.state_dict()
+        _check_state(own, d, f'{type(self).__name__}.load_state_dict')
+        vals = {k: d[k].to(own[k].dtype).to(own[k].device) for k in own}     # every conversion before any copy
+        with torch.no_grad():
+            for k,t in own.items(): t.copy_(vals[k])
 
     # The error handling, kept out of the two loops above
     def _check_call(self, targ):
@@ -185,6 +239,7 @@ def _ref(o):
 # %% ../nbs/04_layers.ipynb #79ff841e
 class Module():
     "Base layer: calling it runs `forward` and keeps the call; `backward()` runs `bwd(out, *args)` for the latest call"
+    training = True     # training (True) or evaluation (False) mode: `train()` and `eval()` (below) set it
     def __call__(self, *args):
         before = dict(vars(self))
         out = self.forward(*args)
@@ -220,6 +275,20 @@ class Module():
     def parameters(self) -> list:
         "The tensors this layer learns: none, unless a subclass says otherwise"
         return []
+    def train(self, mode:bool=True, # True: training mode; False: evaluation mode
+             ) -> Module:
+        "Set the layer to training mode (`mode=True`) or evaluation mode; return the layer"
+        self.training = _mode(self, mode)
+        return self
+    def eval(self) -> Module:
+        "Set the layer to evaluation mode, `train(False)`; return the layer"
+        return self.train(False)
+    def buffers(self) -> dict:
+        "The tensors the layer keeps but does not learn by gradient (BatchNorm's running statistics), by name: none"
+        return {}
+    def param_names(self) -> tuple:
+        "The names of the attributes that hold the layer's `parameters()`, in that order (('w', 'b') for `Lin`)"
+        return _param_names(self)
     def _latest_call(self) -> tuple:
         _need_forward(self)
         calls = self.__dict__.setdefault('_calls', [])
@@ -277,3 +346,40 @@ class Model(Sequential):
                 ):
         lin,relu,loss = lin or Lin,relu or Relu,loss or Mse
         super().__init__(lin(w1, b1, inp_grad=inp_grad), relu(), lin(w2, b2), loss=loss())
+
+# %% ../nbs/04_layers.ipynb #9e0062e3
+def _param_names(l) -> tuple:
+    "The attribute names of `l.parameters()`, in that order, found by identity: `Module.param_names()`"
+    names = []
+    for i,p in enumerate(l.parameters() if hasattr(l, 'parameters') else []):
+        k = next((k for k,v in vars(l).items() if v is p), None)
+        if k is None:
+            raise TypeError(f"{type(l).__name__}: parameter {i} of parameters(), of shape {shape_of(p)}, is no "
+                            "attribute of the layer; define param_names() to name the parameters")
+        names.append(k)
+    return tuple(names)
+
+def _layer_state(l) -> dict:
+    "A layer's parameters by attribute name and its buffers; a model's `state_dict()`"
+    if isinstance(l, Sequential): return l.state_dict()
+    names = l.param_names() if hasattr(l, 'param_names') else _param_names(l)
+    bufs = l.buffers() if hasattr(l, 'buffers') else {}
+    if clash := set(names) & set(bufs):
+        raise ValueError(f"{type(l).__name__}: {', '.join(sorted(clash))} named both a parameter and a buffer")
+    return {k: getattr(l, k) for k in names} | bufs
+
+
+# %% ../nbs/04_layers.ipynb #1cc31ecb
+def _check_state(own:dict, d, name:str):
+    "A clear error unless `d` has exactly the keys of `own`, each a tensor of its shape: `load_state_dict`'s check"
+    if not isinstance(d, dict):
+        raise TypeError(f"{name}: expected a dict, as from state_dict(), got {type(d).__name__}")
+    missing,unexpected = [k for k in own if k not in d],[k for k in d if k not in own]
+    if missing or unexpected:
+        raise ValueError(f"{name}: missing keys {missing}, unexpected keys {unexpected}: the model's keys are "
+                         f"{list(own)}")
+    for k,v in d.items():
+        if not isinstance(v, Tensor): raise TypeError(f"{name}: expected {k!r} as a tensor, got {type(v).__name__}")
+        if shape_of(v) != shape_of(own[k]):
+            raise ValueError(f"{name}: expected {k!r} of shape {shape_of(own[k])}, like the model's, got {shape_of(v)}")
+

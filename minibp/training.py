@@ -5,6 +5,7 @@
 # %% ../nbs/07_training.ipynb #eaf3645c
 from __future__ import annotations
 import math, os, sys, time
+from contextlib import contextmanager
 from pathlib import Path
 from typing import NamedTuple
 import torch, torch.nn.functional as F
@@ -15,13 +16,14 @@ from fastprogress.fastprogress import master_bar, progress_bar
 from .core import write_atomic, shape_of, UsageError, user_errors
 from .data import load_mnist, pixel_stats
 from .forward import mlp, normalize, init_mlp, PARAM_NAMES
-from .layers import Module, Model
+from .layers import Module, Model, Sequential
 from .cross_entropy import CrossEntropy
 
 # %% auto #0
-__all__ = ['DEFAULTS', 'TrainData', 'mnist_normalized', 'BatchSampler', 'SGD', 'cosine_lr', 'relu_', 'relu_grad_', 'FastRelu',
-           'HandStep', 'AutogradStep', 'TrainingDiverged', 'accuracy', 'epoch_summary', 'fit', 'train',
-           'save_loss_plot', 'default_device', 'check_device', 'minibp_train']
+__all__ = ['DEFAULTS', 'MODELS', 'TrainData', 'mnist_normalized', 'BatchSampler', 'SGD', 'cosine_lr', 'relu_', 'relu_grad_',
+           'FastRelu', 'ModelStep', 'HandStep', 'AutogradStep', 'TorchStep', 'TrainingDiverged', 'accuracy',
+           'epoch_summary', 'fit', 'mlp_model', 'get_model', 'train', 'save_loss_plot', 'weights_state',
+           'default_device', 'check_device', 'minibp_train']
 
 # %% ../nbs/07_training.ipynb #ffaf4c56
 class TrainData(NamedTuple):
@@ -124,10 +126,76 @@ class FastRelu(Module):
         relu_grad_(inp, out)
         self.used = True
 
-# %% ../nbs/07_training.ipynb #6b7f65db
-class HandStep:
-    "One SGD step with minibp's hand-written backward pass: `Model` with `CrossEntropy`, by default in the fast forms"
+# %% ../nbs/07_training.ipynb #29f93604
+def _with_modes(m) -> list:
+    "`m` and all inside it that has a mode (`training`, `train`): a model, its layers, models inside it, its loss"
+    subs = [*m.layers, *([] if m.loss is None else [m.loss])] if isinstance(m, Sequential) else []
+    own = [m] if hasattr(m, 'training') and hasattr(m, 'train') else []
+    return own + [o for s in subs for o in _with_modes(s)]
+
+@contextmanager
+def _eval_mode(model:Sequential):
+    "`model` in evaluation mode inside the block; afterwards each layer's own mode is back"
+    modes = [(o, o.training) for o in _with_modes(model)]        # outer before inner: restored in that order
+    model.eval()
+    try: yield model
+    finally:
+        for o,mode in modes:
+            if o.training != mode: o.train(mode)
+
+def _in_chunks(f, x:Tensor, bs:int) -> Tensor:
+    "`f` on the rows of `x`, `bs` at a time, joined: an evaluation's activations live one chunk at a time"
+    return f(x) if len(x) <= bs else torch.cat([f(c) for c in x.split(bs)])
+
+def _check_model(model):
+    "A `TypeError` unless `model` is a `Sequential` ending in `CrossEntropy`, naming what it is"
+    if isinstance(model, Sequential) and isinstance(model.loss, CrossEntropy): return
+    if isinstance(model, Sequential):
+        end = f"ending in {type(model.loss).__name__}" if model.loss is not None else "without a loss"
+        got = f"a {type(model).__name__} {end}"
+    elif isinstance(model, torch.nn.Module): got = f"the torch.nn.Module {type(model).__name__}: use TorchStep for it"
+    else: got = type(model).__name__
+    raise TypeError(f"ModelStep: expected a Sequential ending in the loss CrossEntropy, got {got}")
+
+class ModelStep:
+    "One SGD step of any `Sequential` ending in `CrossEntropy`, by its hand-written backward pass; `predict` evaluates"
     uses_autograd = False
+    def __init__(self, model:Sequential,   # layers ending in the loss `CrossEntropy`; trained in place
+                 lr:float,                 # learning rate (`fit` sets it every step)
+                 momentum:float=0.9,       # SGD momentum
+                 wd:float=0.,              # weight decay
+                ):
+        _check_model(model)
+        self.model,self.params = model,model.parameters()
+        self.opt = SGD(self.params, lr, momentum, wd)
+    def __call__(self, xb:Tensor, yb:Tensor, lr:float) -> Tensor:
+        "Step on the batch `xb`, `yb` with learning rate `lr`, in training mode; return the loss before the step"
+        self.model.train()
+        loss = self.model(xb, yb)
+        self.model.zero_grad()
+        self.model.backward()
+        self.opt.lr = lr
+        self.opt.step()
+        return loss.detach()          # the number alone: the batch's activations are not kept with it
+    def predict(self, x:Tensor, # rows of inputs
+                bs:int=1024,    # rows at a time
+               ) -> Tensor:
+        "Logits for the rows of `x`: the layers in evaluation mode, without the loss; the model's modes restored after"
+        def run(x):
+            for l in self.model.layers: x = l(x)
+            return x
+        with _eval_mode(self.model): return _in_chunks(run, x, bs)
+    def train(self, mode:bool=True):
+        "Put the model in training mode (`mode=True`) or evaluation mode; return the stepper"
+        self.model.train(mode)
+        return self
+    def eval(self):
+        "Put the model in evaluation mode; return the stepper"
+        return self.train(False)
+
+# %% ../nbs/07_training.ipynb #6b7f65db
+class HandStep(ModelStep):
+    "One SGD step with minibp's hand-written backward pass: `Model` with `CrossEntropy`, by default in the fast forms"
     def __init__(self, params:list,        # w1, b1, w2, b2; trained in place
                  lr:float,                 # learning rate (`fit` sets it every step)
                  momentum:float=0.9,       # SGD momentum
@@ -135,20 +203,8 @@ class HandStep:
                  relu=FastRelu,            # the ReLU layer: `FastRelu`, or `Relu` for the plain step
                  inp_grad:bool=False,      # also compute the images' gradient (training never uses it)
                 ):
+        super().__init__(Model(*params, loss=CrossEntropy, relu=relu, inp_grad=inp_grad), lr, momentum, wd)
         self.params = params
-        self.model = Model(*params, loss=CrossEntropy, relu=relu, inp_grad=inp_grad)
-        self.opt = SGD(params, lr, momentum, wd)
-    def __call__(self, xb:Tensor, yb:Tensor, lr:float) -> Tensor:
-        "Step on the batch `xb`, `yb` with learning rate `lr`; return the loss before the step"
-        loss = self.model(xb, yb)
-        self.model.zero_grad()
-        self.model.backward()
-        self.opt.lr = lr
-        self.opt.step()
-        return loss.detach()          # the number alone: the batch's activations are not kept with it
-    def predict(self, x:Tensor) -> Tensor:
-        "Logits for the rows of `x`"
-        return mlp(x, *self.params)
 
 # %% ../nbs/07_training.ipynb #04465e0f
 class AutogradStep:
@@ -172,6 +228,47 @@ class AutogradStep:
     def predict(self, x:Tensor) -> Tensor:
         "Logits for the rows of `x`"
         with torch.no_grad(): return mlp(x, *self.params)
+
+# %% ../nbs/07_training.ipynb #618c1a85
+class TorchStep:
+    "The same stepper for an idiomatic `torch.nn.Module` that returns logits: autograd and `torch.optim.SGD`"
+    uses_autograd = True
+    def __init__(self, module:torch.nn.Module, # returns logits (n, classes); trained in place
+                 lr:float,                 # learning rate (`fit` sets it every step)
+                 momentum:float=0.9,       # SGD momentum
+                 wd:float=0.,              # weight decay
+                ):
+        if not isinstance(module, torch.nn.Module):
+            raise TypeError(f"TorchStep: expected a torch.nn.Module, got {type(module).__name__} (for minibp's "
+                            "Sequential, use ModelStep)")
+        self.module,self.params = module,list(module.parameters())
+        self.opt = torch.optim.SGD(self.params, lr=lr, momentum=momentum, weight_decay=wd)
+    def __call__(self, xb:Tensor, yb:Tensor, lr:float) -> Tensor:
+        "Step on the batch `xb`, `yb` with learning rate `lr`, in training mode; return the loss before the step"
+        self.module.train()
+        loss = F.cross_entropy(self.module(xb), yb)
+        self.opt.zero_grad()
+        loss.backward()
+        for g in self.opt.param_groups: g['lr'] = lr
+        self.opt.step()
+        return loss.detach()
+    def predict(self, x:Tensor, # rows of inputs
+                bs:int=1024,    # rows at a time
+               ) -> Tensor:
+        "Logits for the rows of `x`, in evaluation mode, without autograd; every submodule's mode restored after"
+        modes = [(m, m.training) for m in self.module.modules()]
+        self.module.eval()
+        try:
+            with torch.no_grad(): return _in_chunks(self.module, x, bs)
+        finally:
+            for m,mode in modes: m.training = mode
+    def train(self, mode:bool=True):
+        "Put the module in training mode (`mode=True`) or evaluation mode; return the stepper"
+        self.module.train(mode)
+        return self
+    def eval(self):
+        "Put the module in evaluation mode; return the stepper"
+        return self.train(False)
 
 # %% ../nbs/07_training.ipynb #79f4ca9b
 DEFAULTS = dict(hidden=512, epochs=10, bs=64, lr=0.05, momentum=0.9, wd=5e-4, seed=0)
@@ -216,7 +313,22 @@ def _end_epoch(hist:dict, stepper, x_valid:Tensor, y_valid:Tensor, steps:int, t0
     hist['valid_loss'].append(F.cross_entropy(logits, y_valid).item())
     hist['valid_acc'].append(accuracy(logits, y_valid))
 
-def fit(stepper,                       # has `uses_autograd`, `__call__(xb, yb, lr) -> loss`, `predict(x)`
+def _set_mode(stepper, training:bool):
+    "Training or evaluation mode for a stepper that has modes (`ModelStep`, `TorchStep`)"
+    if hasattr(stepper, 'train'): stepper.train(training)
+
+def _batch(x:Tensor, y:Tensor, idx:Tensor, augment, gen) -> tuple:
+    "The rows `idx` of `x` and `y`, the inputs through `augment(xb, gen)` if given"
+    xb = x[idx]
+    if augment is None: return xb, y[idx]
+    xa = augment(xb, gen)
+    if not isinstance(xa, Tensor) or xa.shape != xb.shape:
+        got = shape_of(xa) if isinstance(xa, Tensor) else type(xa).__name__
+        raise ValueError(f"fit: expected augment(xb, generator) to return a tensor of shape {shape_of(xb)}, like the "
+                         f"batch, got {got}")
+    return xa, y[idx]
+
+def fit(stepper,                       # has `uses_autograd`, `__call__(xb, yb, lr) -> loss`, `predict(x)`; maybe modes
         x_train:Tensor,                # training images, (n, 784)
         y_train:Tensor,                # their labels, (n,)
         x_valid:Tensor,                # validation images
@@ -224,11 +336,13 @@ def fit(stepper,                       # has `uses_autograd`, `__call__(xb, yb, 
         epochs:int=DEFAULTS['epochs'], # passes over the training set
         bs:int=DEFAULTS['bs'],         # batch size
         lr:float=DEFAULTS['lr'],       # peak learning rate of `cosine_lr`
-        seed:int=DEFAULTS['seed'],     # seed of the batch order
+        seed:int=DEFAULTS['seed'],     # seed of the batch order and of `augment`'s generator
         progress=True,                 # a line per epoch (False: silent), with bars if True, or if 'auto' on a terminal
+        augment=None,                  # `augment(xb, generator) -> xb`, applied to each training batch; None: none
        ) -> dict:
-    "Train `stepper` with minibatch SGD and `cosine_lr`; return the history (losses, accuracies, seconds)"
+    "Train `stepper` by minibatch SGD and `cosine_lr` in training mode, validate in evaluation mode; return the history"
     sampler = BatchSampler(len(x_train), bs, seed=seed)
+    gen = None if augment is None else torch.Generator(device=x_train.device).manual_seed(seed)   # on the data's device
     total,step,bars = epochs*len(sampler),0,_bars_wanted(progress)
     hist = dict(batch_loss=[], train_loss=[], valid_loss=[], valid_acc=[], epoch_seconds=[], autograd_enabled=set())
     mb = master_bar(range(epochs)) if bars else range(epochs)
@@ -236,35 +350,98 @@ def fit(stepper,                       # has `uses_autograd`, `__call__(xb, yb, 
     with torch.set_grad_enabled(stepper.uses_autograd):
         for epoch in mb:
             t0 = time.perf_counter()
+            _set_mode(stepper, True)
             for batch,idx in enumerate(progress_bar(sampler, parent=mb) if bars else sampler):
                 hist['autograd_enabled'].add(torch.is_grad_enabled())
-                loss = stepper(x_train[idx], y_train[idx], cosine_lr(step, total, lr))
+                loss = stepper(*_batch(x_train, y_train, idx, augment, gen), cosine_lr(step, total, lr))
                 _check_finite(loss, epoch, batch, lr)
                 hist['batch_loss'].append(loss.item()); step += 1
+            _set_mode(stepper, False)
             _end_epoch(hist, stepper, x_valid, y_valid, len(sampler), t0)
             if progress: (mb.write if bars else print)(epoch_summary(hist, epoch))
     hist['seconds'] = time.perf_counter() - start
     return hist
 
 # %% ../nbs/07_training.ipynb #9a7a1eff
+MODELS = ('mlp', 'bn_mlp', 'cnn')   # the models `train` and `minibp_train --model` know by name
+
+def mlp_model(seed:int=DEFAULTS['seed'], # seed of the weights
+              dtype=torch.float32,       # the weights' dtype
+              device=None,               # and device
+              hidden:int=DEFAULTS['hidden'], # hidden units
+             ) -> Model:
+    "The 784-`hidden`-10 MLP as `HandStep` trains it: `Model` with `FastRelu` and `CrossEntropy`, no input gradient"
+    return Model(*init_mlp(784, hidden, 10, seed=seed, dtype=dtype, device=device), loss=CrossEntropy, relu=FastRelu,
+                 inp_grad=False)
+
+def get_model(name:str, # one of `MODELS`
+             ) -> tuple:
+    "`(factory, defaults)` of the model `name`; its module is imported now, not when `minibp.training` is"
+    _check_model_name(name)
+    if name == 'bn_mlp':
+        from minibp.norm import bn_mlp, BN_MLP_DEFAULTS
+        return bn_mlp, BN_MLP_DEFAULTS
+    if name == 'cnn':
+        from minibp.cnn import cnn, CNN_DEFAULTS
+        return cnn, CNN_DEFAULTS
+    return mlp_model, DEFAULTS
+
+def _check_model_name(name, flag:str='model'):
+    if name not in MODELS:
+        raise UsageError(f"{flag}: expected one of {', '.join(MODELS)}, got {name!r}")
+
+# %% ../nbs/07_training.ipynb #c6bb52de
+def _resolve(model, hidden, autograd) -> tuple:
+    "The model's name, factory and defaults; an error for an option that does not apply to it, before any import"
+    name = getattr(model, '__name__', type(model).__name__) if callable(model) else model
+    if not callable(model): _check_model_name(model)
+    if model != 'mlp' and hidden is not None:
+        raise UsageError(f"hidden applies only to model 'mlp' (its hidden units), got hidden={hidden} with {name!r}")
+    if model != 'mlp' and autograd:
+        raise UsageError(f"autograd=True trains model 'mlp' only (AutogradStep is the MLP's), got {name!r}")
+    factory,defaults = (model, {}) if callable(model) else get_model(model)
+    return name, factory, defaults
+
+def _settings(defaults:dict, augment, **given) -> dict:
+    "Each setting as given, else the model's default, else `DEFAULTS`'; `augment`: None, the model's; False, none"
+    s = {k: defaults.get(k, DEFAULTS[k]) if v is None else v for k,v in given.items()}
+    return s | dict(augment=defaults.get('augment') if augment is None else augment or None)
+
+def _name_of(f) -> str|None:
+    "A function's name (None for None), for the history and the saved weights"
+    return None if f is None else getattr(f, '__name__', type(f).__name__)
+
+def _stepper(model, factory, hidden, autograd, s:dict, seed:int, x:Tensor):
+    "The MLP's `HandStep` (or `AutogradStep`) as before, else a `ModelStep` of the factory's model, on `x`'s device"
+    if model == 'mlp':
+        params = list(init_mlp(x.shape[1], hidden or DEFAULTS['hidden'], 10, seed=seed, dtype=x.dtype, device=x.device))
+        return (AutogradStep if autograd else HandStep)(params, s['lr'], s['momentum'], s['wd'])
+    return ModelStep(factory(seed=seed, dtype=x.dtype, device=x.device), s['lr'], s['momentum'], s['wd'])
+
 def train(data:TrainData,                      # as from `mnist_normalized`
-          hidden:int=DEFAULTS['hidden'],       # hidden units
-          epochs:int=DEFAULTS['epochs'],       # passes over the training set
-          bs:int=DEFAULTS['bs'],               # batch size
-          lr:float=DEFAULTS['lr'],             # peak learning rate (cosine schedule)
-          momentum:float=DEFAULTS['momentum'], # SGD momentum
-          wd:float=DEFAULTS['wd'],             # weight decay
-          seed:int=DEFAULTS['seed'],           # seed of the weights and of the batch order
-          autograd:bool=False,                 # train with PyTorch's autograd (`AutogradStep`) instead of `HandStep`
+          hidden:int=None,                     # hidden units of the MLP (None: `DEFAULTS`'); 'mlp' only
+          epochs:int=None,                     # passes over the training set (None: the model's default, as below)
+          bs:int=None,                         # batch size
+          lr:float=None,                       # peak learning rate (cosine schedule)
+          momentum:float=None,                 # SGD momentum
+          wd:float=None,                       # weight decay
+          seed:int=DEFAULTS['seed'],           # seed of the weights, of the batch order and of `augment`
+          autograd:bool=False,                 # train the MLP with PyTorch's autograd (`AutogradStep`), not `HandStep`
           progress=True,                       # as `fit`'s
           device=None,                         # where to train ('cpu', 'cuda', ...); None: where `data` is
+          model='mlp',                         # one of `MODELS`, or a factory `f(seed, dtype, device) -> Sequential`
+          augment=None,                        # as `fit`'s; None: the model's default (if any); False: none
          ) -> tuple:
-    "Train a 784-`hidden`-10 MLP on `data` by hand-written gradients (or `autograd`); return `(stepper, history)`"
+    "Train `model` on `data` by hand-written gradients (the MLP also by `autograd`); return `(stepper, history)`"
+    name,factory,defaults = _resolve(model, hidden, autograd)
+    s = _settings(defaults, augment, epochs=epochs, bs=bs, lr=lr, momentum=momentum, wd=wd)
     device = torch.device(device) if device is not None else data.x_train.device
     x_train,y_train,x_valid,y_valid = (t.to(device) for t in data[:4])
-    params = list(init_mlp(x_train.shape[1], hidden, 10, seed=seed, dtype=x_train.dtype, device=device))
-    stepper = (AutogradStep if autograd else HandStep)(params, lr, momentum, wd)
-    return stepper, fit(stepper, x_train, y_train, x_valid, y_valid, epochs, bs, lr, seed, progress)
+    stepper = _stepper(model, factory, hidden, autograd, s, seed, x_train)
+    hist = fit(stepper, x_train, y_train, x_valid, y_valid, s['epochs'], s['bs'], s['lr'], seed, progress, s['augment'])
+    hist['settings'] = dict(model=name) | s | dict(seed=seed, augment=_name_of(s['augment']))   # numbers and names
+    if model == 'mlp': hist['settings']['hidden'] = hidden or DEFAULTS['hidden']
+    return stepper, hist
 
 # %% ../nbs/07_training.ipynb #752172a9
 def save_loss_plot(hist:dict, # a history from `fit`
@@ -279,6 +456,21 @@ def save_loss_plot(hist:dict, # a history from `fit`
     axs[1].set(xlabel='epoch', ylabel='validation accuracy (%)', title='Validation accuracy')
     fig.tight_layout()
     return write_atomic(dest, lambda p: fig.savefig(p, format='png', dpi=100))
+
+# %% ../nbs/07_training.ipynb #69689e14
+def weights_state(stepper,          # a stepper `train` returned
+                  data:TrainData,   # the data it trained on (for the normalisation's statistics)
+                  hist:dict,        # its history, from `train`
+                 ) -> dict:
+    "What `minibp_train --save_weights` saves: the model's name, settings and `state_dict()`, `mean`, `std`, accuracy"
+    sd = (stepper.model.state_dict() if hasattr(stepper, 'model')             # running statistics included
+          else dict(zip(('0.w', '0.b', '2.w', '2.b'), stepper.params)))      # the MLP trained by autograd
+    state = dict(model=hist['settings']['model'], settings=hist['settings'],
+                 state_dict={k: v.detach().cpu() for k,v in sd.items()},
+                 mean=data.mean, std=data.std, valid_acc=hist['valid_acc'][-1])
+    if state['model'] == 'mlp':              # and, as before, the MLP's w1, b1, w2, b2
+        state |= dict(zip(PARAM_NAMES, (p.detach().cpu() for p in stepper.params)))
+    return state
 
 # %% ../nbs/07_training.ipynb #0d8fe002
 def default_device() -> str:
@@ -295,13 +487,15 @@ def check_device(device:str|None) -> torch.device:
     return dev
 
 def _check_train_args(epochs, hidden, bs, lr, momentum, wd, seed):
-    "A `UsageError` for the first of `minibp_train`'s numbers that is out of range"
-    for name,v,ok,want in (('epochs', epochs, epochs >= 1, 'at least 1'), ('hidden', hidden, hidden >= 1, 'at least 1'),
-                           ('bs', bs, bs >= 1, 'at least 1'), ('lr', lr, 0 < lr < math.inf, 'above 0 and finite'),
-                           ('momentum', momentum, 0 <= momentum < 1, 'in [0, 1)'),
-                           ('wd', wd, 0 <= wd < math.inf, 'at least 0 and finite'),
-                           ('seed', seed, 0 <= seed <= 2**63 - 2, 'in 0..2**63-2')):
-        if not ok: raise UsageError(f"--{name}: expected a value {want}, got {v}")
+    "A `UsageError` for the first of `minibp_train`'s numbers that is out of range (None: unset, the model's default)"
+    for name,v,ok,want in (('epochs', epochs, lambda v: v >= 1, 'at least 1'),
+                           ('hidden', hidden, lambda v: v >= 1, 'at least 1'),
+                           ('bs', bs, lambda v: v >= 1, 'at least 1'),
+                           ('lr', lr, lambda v: 0 < v < math.inf, 'above 0 and finite'),
+                           ('momentum', momentum, lambda v: 0 <= v < 1, 'in [0, 1)'),
+                           ('wd', wd, lambda v: 0 <= v < math.inf, 'at least 0 and finite'),
+                           ('seed', seed, lambda v: 0 <= v <= 2**63 - 2, 'in 0..2**63-2')):
+        if v is not None and not ok(v): raise UsageError(f"--{name}: expected a value {want}, got {v}")
 
 def _check_dest(path:str|None, flag:str):
     "A `UsageError` unless `path` (if given) names a file that can be written: checked before training, not after"
@@ -314,32 +508,37 @@ def _check_dest(path:str|None, flag:str):
 # %% ../nbs/07_training.ipynb #f5f52e67
 @call_parse
 @user_errors
-def minibp_train(epochs:int=DEFAULTS['epochs'],     # Epochs
-                 hidden:int=DEFAULTS['hidden'],     # Hidden units
-                 bs:int=DEFAULTS['bs'],             # Batch size
-                 lr:float=DEFAULTS['lr'],           # Peak learning rate (cosine schedule)
-                 momentum:float=DEFAULTS['momentum'], # SGD momentum
-                 wd:float=DEFAULTS['wd'],           # Weight decay
-                 seed:int=DEFAULTS['seed'],         # Seed for the weights and the batches
+def minibp_train(epochs:int=None,                   # Epochs (default: the model's)
+                 hidden:int=None,                   # Hidden units of --model mlp (default: 512)
+                 bs:int=None,                       # Batch size (default: the model's)
+                 lr:float=None,                     # Peak learning rate, cosine schedule (default: the model's)
+                 momentum:float=None,               # SGD momentum (default: the model's)
+                 wd:float=None,                     # Weight decay (default: the model's)
+                 seed:int=DEFAULTS['seed'],         # Seed for the weights, the batches and the augmentation
                  path:str=None,                     # A folder holding mnist.pkl.gz, or the file (default: get_mnist's)
                  sample:bool=False,                 # Train on the embedded sample
                  save_plot:str=None,                # Save the loss curve as this PNG
-                 save_weights:str=None,             # Save the weights and normalisation to this file (torch.save)
+                 save_weights:str=None,             # Save the model's state_dict, its name and the normalisation
                  device:str=None,                   # cpu, cuda, cuda:1, ... (default: cuda if PyTorch sees a GPU)
-                 no_progress:bool=False):           # No progress bars (they are shown only on a terminal anyway)
-    "Train a 784-hidden-10 MLP on MNIST with minibp's hand-written backward pass; print the accuracy and wall time"
+                 no_progress:bool=False,            # No progress bars (they are shown only on a terminal anyway)
+                 model:str='mlp',                   # mlp (784-512-10), bn_mlp (BatchNorm, dropout) or cnn
+                 no_augment:bool=False):            # Train without the model's augmentation (cnn: random shifts)
+    "Train a model (by default the 784-512-10 MLP) on MNIST by minibp's hand-written backward pass; print the accuracy"
+    _check_model_name(model, '--model')
+    if model != 'mlp' and hidden is not None:
+        raise UsageError(f"--hidden applies only to --model mlp (its hidden units), not to --model {model}")
     _check_train_args(epochs, hidden, bs, lr, momentum, wd, seed)
     for dest,flag in ((save_plot, 'save_plot'), (save_weights, 'save_weights')): _check_dest(dest, flag)
     dev = check_device(device)
     data = mnist_normalized(path, sample)
-    try: stepper,hist = train(data, hidden, epochs, bs, lr, momentum, wd, seed, device=dev,
-                              progress=False if no_progress else 'auto')
+    try: stepper,hist = train(data, hidden, epochs, bs, lr, momentum, wd, seed, device=dev, model=model,
+                              progress=False if no_progress else 'auto', augment=False if no_augment else None)
     except TrainingDiverged as e: raise UsageError(str(e)) from None      # a learning rate too high: one line
-    print(f"validation accuracy {hist['valid_acc'][-1]*100:.2f}% after {epochs} epoch{'s'*(epochs != 1)} in "
-          f"{hist['seconds']:.1f} s on {dev} ({len(data.x_train):,} training images"
+    n = len(hist['valid_acc'])
+    print(f"validation accuracy {hist['valid_acc'][-1]*100:.2f}% after {n} epoch{'s'*(n != 1)} in "
+          f"{hist['seconds']:.1f} s on {dev} ({model}, {len(data.x_train):,} training images"
           f"{', the embedded sample' if data.is_sample else ''})")
     if save_plot: save_loss_plot(hist, save_plot); print(f"loss curve saved to {save_plot}")
     if save_weights:
-        state = dict(zip(PARAM_NAMES, (p.detach().cpu() for p in stepper.params)))   # the tensors alone
-        state |= dict(mean=data.mean, std=data.std, valid_acc=hist['valid_acc'][-1])
-        write_atomic(save_weights, lambda p: torch.save(state, p)); print(f"weights saved to {save_weights}")
+        write_atomic(save_weights, lambda p: torch.save(weights_state(stepper, data, hist), p))
+        print(f"weights saved to {save_weights}")
