@@ -243,6 +243,7 @@ def conv2d_grad(inp:Tensor,         # the layer's input, (n, c_in, h, w)
     check_conv(inp, w, b, stride, padding, 'conv2d_grad')
     if getattr(out, 'g', None) is None:
         raise ValueError("conv2d_grad: out.g is not set: run the backward pass of the layer after this one first")
+    _need_tensors('conv2d_grad', **{'out.g': out.g})
     inp_g,w.g,b.g = conv2d_backward(out.g, inp, w, stride, padding, inp_grad)
     if inp_grad: inp.g = inp_g
 
@@ -319,6 +320,7 @@ def max_pool2d_grad(inp:Tensor, # the input, (n, c, h, w)
     "Set `inp.g` from `out.g` for `out = max_pool2d(inp, k)`: `max_pool2d_backward(out.g, inp, k)`"
     if getattr(out, 'g', None) is None:
         raise ValueError("max_pool2d_grad: out.g is not set: run the backward pass of the layer after this one first")
+    _need_tensors('max_pool2d_grad', **{'out.g': out.g})
     inp.g = max_pool2d_backward(out.g, inp, k)
 
 # %% ../nbs/10_conv.ipynb #5c0a1e30
@@ -329,6 +331,7 @@ def avg_pool2d(x:Tensor, # images, (n, c, h, w)
     _check_pool(x, k, 'avg_pool2d')
     return F.avg_pool2d(x, k)
 
+# %% ../nbs/10_conv.ipynb #5c0a1e80
 def avg_pool2d_backward(g:Tensor,   # the gradient at the output, (n, c, h//k, w//k)
                         inp:Tensor, # the input, (n, c, h, w)
                         k:int,      # window size and stride
@@ -377,6 +380,7 @@ class MaxPool2d(Module):
     def bwd(self, out, inp): add_grad(inp, max_pool2d_backward(getattr(out, 'g', None), inp, self.k, self.idx))
     def __repr__(self): return f"MaxPool2d({self.k})"
 
+# %% ../nbs/10_conv.ipynb #5c0a1e81
 class AvgPool2d(Module):
     "Average-pooling over k×k windows at stride k as a layer; backward adds `avg_pool2d_backward`"
     def __init__(self, k:int, # window size and stride
@@ -422,6 +426,7 @@ def var_max_pool2d(x:Var, # images, (n, c, h, w)
     out,idx = F.max_pool2d(xd, k, return_indices=True)             # the maxima's positions, kept for backward
     return Var.from_op(out, (x,), lambda g: (max_pool2d_backward(g, xd, k, idx),), 'max_pool2d')
 
+# %% ../nbs/10_conv.ipynb #5c0a1e82
 def var_avg_pool2d(x:Var, # images, (n, c, h, w)
                    k:int, # window size and stride
                   ) -> Var:
