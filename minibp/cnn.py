@@ -14,10 +14,13 @@ from .layers import Module, Sequential, Lin, Relu, add_grad
 from .cross_entropy import CrossEntropy
 from .conv import Conv2d, MaxPool2d, Flatten, init_conv
 from .norm import BatchNorm
-from .training import FastRelu
+from .training import FastRelu, SGD
+from .autograd import Var, no_grad, reshape, relu, lin as var_lin, cross_entropy as var_cross_entropy
+from .norm import var_batch_norm
+from .conv import var_conv2d, var_max_pool2d
 
 # %% auto #0
-__all__ = ['CNN_DEFAULTS', 'Reshape', 'cnn', 'torch_cnn', 'random_shift']
+__all__ = ['CNN_DEFAULTS', 'Reshape', 'cnn', 'torch_cnn', 'random_shift', 'engine_forward', 'EngineModelStep']
 
 # %% ../nbs/11_cnn.ipynb #4cd827d3
 class Reshape(Module):
@@ -58,7 +61,8 @@ def cnn(seed:int=0,            # seed of every weight
     kw = dict(dtype=dtype, device=device)
     w1,b1 = init_conv(1, 16, 3, seed=s1, **kw)
     w2,b2 = init_conv(16, 32, 3, seed=s2, **kw)
-    w3 = torch.randn(32*7*7, 10, generator=torch.Generator().manual_seed(s3), dtype=dtype).to(device)/math.sqrt(3*32*7*7)
+    w3 = torch.randn(32*7*7, 10, generator=torch.Generator().manual_seed(s3), dtype=dtype).to(device)
+    w3 /= math.sqrt(3*32*7*7)                                       # as small as nn.Linear's (below)
     return Sequential(Reshape(1, 28, 28),
                       Conv2d(w1, b1, padding=1, inp_grad=inp_grad), BatchNorm(16, **kw), FastRelu(), MaxPool2d(2),
                       Conv2d(w2, b2, padding=1), BatchNorm(32, **kw), FastRelu(), MaxPool2d(2),
@@ -87,7 +91,7 @@ _TORCH_LAYERS = {Reshape: lambda l: nn.Unflatten(1, l.shape), Conv2d: _torch_con
                  FastRelu: lambda l: nn.ReLU(), Relu: lambda l: nn.ReLU(), MaxPool2d: lambda l: nn.MaxPool2d(l.k),
                  Flatten: lambda l: nn.Flatten(), Lin: _torch_lin}
 
-def torch_cnn(model:Sequential, # a `cnn`, or a `Sequential` of Reshape, Conv2d, BatchNorm, ReLU, MaxPool2d, Flatten, Lin
+def torch_cnn(model:Sequential, # a `cnn` (a `Sequential` of Reshape, Conv2d, BatchNorm, ReLU, MaxPool2d, Flatten, Lin)
              ) -> nn.Sequential:
     "The same net as `model` in idiomatic PyTorch modules, its weights and running statistics copies of `model`'s"
     bad = [type(l).__name__ for l in model.layers if type(l) not in _TORCH_LAYERS]
@@ -117,3 +121,49 @@ def random_shift(xb:Tensor,                  # a batch of rows of 784 pixels, (n
 
 # %% ../nbs/11_cnn.ipynb #11aead70
 CNN_DEFAULTS = dict(epochs=10, bs=64, lr=0.1, momentum=0.9, wd=5e-4, augment=random_shift)
+
+# %% ../nbs/11_cnn.ipynb #a22886a1
+def _var_layer(l:Module, x:Var, p:dict, training:bool) -> Var:
+    "Layer `l` of a `cnn` as an engine operation on `x`; `p` maps each weight tensor's id to its `Var`"
+    if isinstance(l, Reshape): return reshape(x, len(x.data), *l.shape)
+    if isinstance(l, Flatten): return reshape(x, len(x.data), -1)
+    if isinstance(l, Conv2d): return var_conv2d(x, p[id(l.w)], p[id(l.b)], l.stride, l.padding)
+    if isinstance(l, BatchNorm):
+        return var_batch_norm(x, p[id(l.w)], p[id(l.b)], l.running_mean, l.running_var, training, l.momentum, l.eps)
+    if isinstance(l, (Relu, FastRelu)): return relu(x)
+    if isinstance(l, MaxPool2d): return var_max_pool2d(x, l.k)
+    if isinstance(l, Lin): return var_lin(x, p[id(l.w)], p[id(l.b)])
+    raise TypeError(f"engine_forward: expected layers among Reshape, Conv2d, BatchNorm, Relu, FastRelu, MaxPool2d, "
+                    f"Flatten, Lin, got {type(l).__name__}")
+
+def engine_forward(model:Sequential,   # a `cnn` (its layers; the loss is left out)
+                   x:Tensor,           # rows of 784 pixels, (n, 784)
+                   p:dict,             # `{id(weight): Var}` for every tensor in `model.parameters()`
+                   training:bool=True, # BatchNorm with the batch's statistics (updating the running ones) or these
+                  ) -> Var:
+    "The logits of `model` on `x`, computed by engine operations on the `Var`s in `p`"
+    out = Var(x)
+    for l in model.layers: out = _var_layer(l, out, p, training)
+    return out
+
+# %% ../nbs/11_cnn.ipynb #7463f8f4
+class EngineModelStep:
+    "`ModelStep` by the engine: `engine_forward`, `cross_entropy`, `.backward()`, `SGD`; the weights are the model's"
+    uses_autograd = False
+    def __init__(self, model:Sequential,   # a `cnn`; its weights are trained in place
+                 lr:float, momentum:float=0.9, wd:float=0.):
+        self.model,self.params = model,model.parameters()
+        self.vars = {id(t): Var(t, requires_grad=True) for t in self.params}     # the same memory as the weights
+        self.opt = SGD(self.params, lr, momentum, wd)
+    def __call__(self, xb:Tensor, yb:Tensor, lr:float) -> Tensor:
+        "Step on the batch `xb`, `yb` with learning rate `lr`; return the loss before the step"
+        for v in self.vars.values(): v.grad = None
+        loss = var_cross_entropy(engine_forward(self.model, xb, self.vars), yb)
+        loss.backward()
+        for t in self.params: t.g = self.vars[id(t)].grad               # where `SGD` reads the gradients
+        self.opt.lr = lr
+        self.opt.step()
+        return loss.data
+    def predict(self, x:Tensor) -> Tensor:
+        "Logits for the rows of `x`, BatchNorm with its running statistics"
+        with no_grad(): return engine_forward(self.model, x, self.vars, training=False).data
