@@ -4,7 +4,7 @@
 
 # %% ../nbs/12_performance.ipynb #debb9a82
 from __future__ import annotations
-import json, os, re, statistics, subprocess, sys, time
+import copy, json, os, re, statistics, subprocess, sys, time
 from functools import cache, partial
 from pathlib import Path
 import torch, torch.nn.functional as F
@@ -15,22 +15,26 @@ from .backward import mse_grad, lin_grad
 from .layers import Model, Mse
 from .cross_entropy import cross_entropy, cross_entropy_grad, CrossEntropy, loss_kind
 from .training import (HandStep, AutogradStep, BatchSampler, relu_, relu_grad_, FastRelu, DEFAULTS,
-                             check_device)
+                             check_device, ModelStep, TorchStep)
 from .autograd import Var, engine_pass, EngineStep
+from .conv import Conv2d, MaxPool2d
+from .cnn import cnn, CNN_DEFAULTS, torch_cnn
 
 # %% auto #0
-__all__ = ['NETWORKS', 'FORMS', 'LABELS', 'COLOURS', 'STEPPERS', 'make_inputs', 'pass_flops', 'run_pass', 'can_measure_memory',
-           'peak_extra', 'measure', 'measure_isolated', 'matmul_gflops', 'time_interleaved', 'time_passes', 'benchmark',
-           'run_epoch', 'epoch_memory', 'epoch_benchmark', 'bench_table', 'bench_markdown', 'write_json',
-           'minibp_bench', 'scaling_here', 'scaling']
+__all__ = ['NETWORKS', 'FORMS', 'LABELS', 'COLOURS', 'STEPPERS', 'CNN_STEPPERS', 'LAYER_FORMS', 'CONV_TARGETS', 'make_inputs',
+           'pass_flops', 'run_pass', 'can_measure_memory', 'peak_extra', 'measure', 'measure_isolated', 'matmul_gflops',
+           'time_interleaved', 'time_passes', 'benchmark', 'run_epoch', 'epoch_memory', 'epoch_benchmark',
+           'layer_specs', 'describe_layer', 'make_layer_inputs', 'run_layer', 'conv_benchmark', 'run_cnn_epoch',
+           'cnn_epoch_benchmark', 'bench_table', 'bench_markdown', 'write_json', 'minibp_bench', 'scaling_here',
+           'scaling']
 
 # %% ../nbs/12_performance.ipynb #e2dd4696
 NETWORKS = {'mse': dict(h=50, c=1), 'ce': dict(h=512, c=10)}     # the lesson's network and the classifier, 784 inputs
 FORMS = ('broadcast', 'einsum', 'hand', 'engine', 'autograd')   # the ways of computing one forward+backward pass
 LABELS = {'broadcast': 'hand-written, broadcast w1.g', 'einsum': 'hand-written, einsum w1.g', 'hand': 'hand-written',
-          'engine': 'minibp engine', 'autograd': 'PyTorch autograd'}
+          'engine': 'minibp engine', 'autograd': 'PyTorch autograd', 'torch': 'PyTorch nn + optim.SGD'}
 COLOURS = {'broadcast': 'tab:purple', 'einsum': 'tab:orange', 'hand': 'tab:blue', 'engine': 'tab:green',
-           'autograd': 'tab:grey'}                         # red is kept for gradients, in every lesson
+           'autograd': 'tab:grey', 'torch': 'tab:brown'}   # red is kept for gradients, in every lesson
 STEPPERS = {'hand': HandStep, 'engine': EngineStep, 'autograd': AutogradStep}   # notebook 07's and 08's steppers
 
 # %% ../nbs/12_performance.ipynb #2fb241b3
@@ -328,6 +332,143 @@ def epoch_benchmark(n:int=50_000,                  # rows
     return dict(n=n, bs=bs, hidden=hidden, reps=reps, seconds=secs, peak_bytes=mem,
                 time_ratio={k: ratio(secs, k) for k in STEPPERS}, mem_ratio={k: ratio(mem, k) for k in STEPPERS})
 
+# %% ../nbs/12_performance.ipynb #c0a1b2c4
+CNN_STEPPERS = {'hand': ModelStep, 'torch': TorchStep}  # the CNN's steppers: minibp's backward, idiomatic PyTorch
+LAYER_FORMS = ('hand', 'autograd')      # one layer's forward+backward: minibp's layer, autograd on F.conv2d etc.
+CONV_TARGETS = dict(layer=1.5, epoch=1.3)   # the speed targets (time ÷ PyTorch's): reported, never asserted
+
+# %% ../nbs/12_performance.ipynb #c0a1b2c6
+def layer_specs(model=None,     # a `Sequential` (default: `cnn()` of notebook 11)
+                x=None,         # an input it takes (default: two blank rows of 784 pixels)
+               ) -> list:
+    "What each convolution and max-pool layer of `model` computes, and on what input shape: a dict per layer, in order"
+    model = copy.deepcopy(cnn() if model is None else model)        # a copy: BatchNorm's statistics stay as they are
+    if x is None: p = model.parameters()[0]; x = torch.zeros(2, 784, dtype=p.dtype, device=p.device)
+    specs = []
+    for i,l in enumerate(model.layers):
+        shape = list(x.shape[1:])
+        if isinstance(l, Conv2d):
+            specs.append(dict(kind='conv', layer=i, shape=shape, c_out=l.w.shape[0], kernel=list(l.w.shape[2:]),
+                              stride=l.stride, padding=l.padding, inp_grad=l.inp_grad))
+        elif isinstance(l, MaxPool2d): specs.append(dict(kind='pool', layer=i, shape=shape, k=l.k, inp_grad=True))
+        x = l(x)
+    return specs
+
+# %% ../nbs/12_performance.ipynb #c0a1b2c9
+def describe_layer(spec:dict, # one of `layer_specs`
+                  ) -> str:
+    "A short name of the layer `spec` describes, e.g. 'conv 1→16, 3×3, padding 1, on 28×28'"
+    c,h,w = spec['shape']
+    if spec['kind'] == 'pool': return f"max-pool {spec['k']} on {c}×{h}×{w}"
+    (kh,kw),s,p = spec['kernel'],spec['stride'],spec['padding']
+    extra = (f', stride {s}' if s != 1 else '') + (f', padding {p}' if p else '')
+    return f"conv {c}→{spec['c_out']}, {kh}×{kw}{extra}, on {h}×{w}"
+
+# %% ../nbs/12_performance.ipynb #c0a1b2cc
+def _out_shape(spec, n):
+    "The output shape of the layer `spec` on `n` images"
+    c,h,w = spec['shape']
+    if spec['kind'] == 'pool': return (n, c, h//spec['k'], w//spec['k'])
+    (kh,kw),s,p = spec['kernel'],spec['stride'],spec['padding']
+    return (n, spec['c_out'], (h + 2*p - kh)//s + 1, (w + 2*p - kw)//s + 1)
+
+def make_layer_inputs(spec:dict,            # one of `layer_specs`
+                      n:int,                # images
+                      seed:int=0,           # seed of every random draw
+                      dtype=torch.float32,
+                      device=None,          # where the tensors go (drawn on the CPU first)
+                     ) -> dict:
+    "Random input `x` (n, c, h, w), upstream gradient `g` of the output's shape and, for a convolution, `w` and `b`"
+    gen = torch.Generator().manual_seed(seed)
+    rnd = lambda *s: torch.randn(*s, generator=gen, dtype=dtype)
+    t = dict(x=rnd(n, *spec['shape']), g=rnd(*_out_shape(spec, n)))
+    if spec['kind'] == 'conv':
+        c_in,(kh,kw) = spec['shape'][0],spec['kernel']
+        t |= dict(w=rnd(spec['c_out'], c_in, kh, kw)*(2/(c_in*kh*kw))**0.5, b=rnd(spec['c_out'])*0.1)
+    return {k: v.to(device) for k,v in t.items()}
+
+# %% ../nbs/12_performance.ipynb #c0a1b2cf
+def _hand_layer(t, s):
+    "minibp's layer as the net runs it (`Conv2d`, `MaxPool2d`): called, then `backward()` from its output's `g`"
+    conv = s['kind'] == 'conv'
+    layer = Conv2d(t['w'], t['b'], s['stride'], s['padding'], s['inp_grad']) if conv else MaxPool2d(s['k'])
+    ts = [t['x'], t['w'], t['b']] if conv else [t['x']]
+    for v in ts: v.g = None                             # the previous call's gradients are not inputs
+    out = layer(t['x']); out.g = t['g']
+    layer.backward()
+    return out, tuple(v.g for v in ts)
+
+def _autograd_layer(t, s):
+    "PyTorch's functional layer and autograd's backward, on detached copies that require grad"
+    conv = s['kind'] == 'conv'
+    x = t['x'].detach().requires_grad_(s['inp_grad'])
+    ps = [t[k].detach().requires_grad_() for k in ('w', 'b')] if conv else []
+    with torch.enable_grad():
+        out = F.conv2d(x, *ps, stride=s['stride'], padding=s['padding']) if conv else F.max_pool2d(x, s['k'])
+        out.backward(t['g'])
+    return out.detach(), tuple(v.grad for v in [x, *ps])
+
+def run_layer(form:str,     # one of `LAYER_FORMS`
+              spec:dict,    # one of `layer_specs`
+              t:dict,       # `make_layer_inputs(spec, n)`
+             ) -> tuple:
+    "One forward+backward: `(out, grads)`; grads `(x_g or None, w_g, b_g)` for a convolution, `(x_g,)` for a pool"
+    if form not in LAYER_FORMS: raise ValueError(f"run_layer: form must be one of {LAYER_FORMS}, got {form!r}")
+    return (_hand_layer if form == 'hand' else _autograd_layer)(t, spec)
+
+# %% ../nbs/12_performance.ipynb #c0a1b2d2
+def conv_benchmark(ns=(64, 256),        # images per batch
+                   reps:int=20,         # timed rounds
+                   specs=None,          # `layer_specs` of the layers to time (default: those of `cnn()`)
+                   seed:int=0,          # seed of the inputs
+                   device:str='cpu',    # where to run
+                  ) -> dict:
+    "Median seconds of each layer's forward+backward by hand and by autograd, timed interleaved; the ratio"
+    specs,rows = layer_specs() if specs is None else specs,[]
+    for spec in specs:
+        for n in ns:
+            t = make_layer_inputs(spec, n, seed, device=device)
+            secs = time_interleaved({f: partial(run_layer, f, spec, t) for f in LAYER_FORMS}, reps, device=device)
+            rows.append(dict(spec, n=n, name=describe_layer(spec), seconds=secs,
+                             time_ratio=secs['hand']/secs['autograd']))
+    return dict(ns=list(ns), reps=reps, device=str(device), layers=rows)
+
+# %% ../nbs/12_performance.ipynb #c0a1b2d9
+def _cnn_stepper(name:str, seed:int, dtype, device):
+    "A fresh `CNN_STEPPERS[name]` on `cnn(seed)` (its `torch_cnn` twin for 'torch') with the CNN's training defaults"
+    d,model = DEFAULTS | CNN_DEFAULTS,cnn(seed, dtype, device)
+    return CNN_STEPPERS[name](model if name == 'hand' else torch_cnn(model), d['lr'], d['momentum'], d['wd'])
+
+def run_cnn_epoch(name:str,             # a key of `CNN_STEPPERS`
+                  x, y,                 # training inputs (n, 784) and labels
+                  bs:int|None=None,     # batch size (default: the CNN's, `CNN_DEFAULTS`)
+                  seed:int=0,           # seed of the weights and the batches
+                  steps:int|None=None,  # stop after this many steps (default: the whole epoch)
+                 ) -> float:
+    "Train a fresh CNN with `CNN_STEPPERS[name]` and the CNN's defaults for one epoch; return the last batch's loss"
+    d = DEFAULTS | CNN_DEFAULTS
+    st = _cnn_stepper(name, seed, x.dtype, x.device)
+    with torch.set_grad_enabled(st.uses_autograd):
+        for i,idx in enumerate(BatchSampler(len(x), bs or d['bs'], seed=seed)):
+            if steps is not None and i == steps: break
+            loss = st(x[idx], y[idx], d['lr'])
+    return float(loss)
+
+# %% ../nbs/12_performance.ipynb #c0a1b2dc
+def cnn_epoch_benchmark(n:int=10_000,       # rows (random, MNIST's shape)
+                        bs:int|None=None,   # batch size (default: the CNN's)
+                        reps:int=3,         # timed rounds
+                        seed:int=0,         # seed
+                        device:str='cpu',   # where to train
+                       ) -> dict:
+    "Median seconds (interleaved) of one epoch of the CNN with `ModelStep` and with `TorchStep`; the ratio"
+    bs = bs or (DEFAULTS | CNN_DEFAULTS)['bs']
+    x,y,_ = make_inputs(n, 1, 10, seed=seed, device=device)                   # rows and labels (and a weight unused)
+    for k in CNN_STEPPERS: run_cnn_epoch(k, x, y, bs, seed, steps=5)          # warm-up
+    fns = {k: partial(run_cnn_epoch, k, x, y, bs, seed) for k in CNN_STEPPERS}
+    secs = time_interleaved(fns, reps, warmup=False, device=device)
+    return dict(n=n, bs=bs, reps=reps, seconds=secs, time_ratio=secs['hand']/secs['torch'])
+
 # %% ../nbs/12_performance.ipynb #9bb42982
 def _table_head(res:dict) -> list:
     "The first lines of `bench_table`: the machine, the run, and the columns"
@@ -339,9 +480,26 @@ def _table_head(res:dict) -> list:
             f"{'network':13} {'input grad':10} {'form':10} {'time ms':>9} {'peak MiB':>10} {'time/autograd':>13} "
             f"{'mem/autograd':>12} {'GFLOP/s':>8} {'of peak':>7}"]
 
-def bench_table(res:dict, # a result of `benchmark`, with `epoch` from `epoch_benchmark` if measured
+def _cnn_lines(res:dict) -> list:
+    "`bench_table`'s lines for the CNN's layers and its epoch, where measured"
+    lines = []
+    if c := res.get('conv'):
+        lines += [f"the CNN's layers, one forward+backward each (median of {c['reps']} interleaved rounds):",
+                  f"  {'layer':38} {'input grad':10} {'images':>6} {'hand ms':>9} {'autograd ms':>11} "
+                  f"{'hand/autograd':>13}"]
+        for r in c['layers']:
+            ms = r['seconds']['hand']*1e3,r['seconds']['autograd']*1e3
+            ig = 'yes' if r['inp_grad'] else 'no'
+            lines.append(f"  {r['name']:38} {ig:10} {r['n']:6} {ms[0]:9.2f} {ms[1]:11.2f} {r['time_ratio']:13.2f}")
+    if e := res.get('cnn_epoch'):
+        lines.append(f"one CNN training epoch ({e['n']:,} rows, batch {e['bs']}, median of {e['reps']}): hand-written "
+                     f"(ModelStep) {e['seconds']['hand']:.2f} s, PyTorch (TorchStep) {e['seconds']['torch']:.2f} s, "
+                     f"time/PyTorch {e['time_ratio']:.2f}")
+    return lines
+
+def bench_table(res:dict, # `benchmark`'s result, with `epoch`, `conv` and `cnn_epoch` where measured
                ) -> str:
-    "Every pass (and the epoch, if measured) as a text table of times, memory and ratios to autograd"
+    "Every pass (and the epochs and the CNN's layers, if measured) as a text table of times, memory and ratios"
     mib = lambda b: '       n/a' if b is None else f'{b/2**20:10,.1f}'
     rat = lambda v: '         n/a' if v is None else f'{v:12.2f}'
     lines = _table_head(res)
@@ -358,7 +516,7 @@ def bench_table(res:dict, # a result of `benchmark`, with `epoch` from `epoch_be
         for k,s in e['seconds'].items():
             lines.append(f"  {k:10} {s:7.2f} s {mib(e['peak_bytes'][k])} MiB peak   time/autograd "
                          f"{e['time_ratio'][k]:.2f}   mem/autograd {rat(e['mem_ratio'][k]).strip()}")
-    return '\n'.join(lines)
+    return '\n'.join(lines + _cnn_lines(res))
 
 # %% ../nbs/12_performance.ipynb #50ab1bec
 def _markdown_note(res:dict) -> str:
@@ -368,17 +526,36 @@ def _markdown_note(res:dict) -> str:
     note = (f"\n\nTimes are medians of {res['reps']} interleaved rounds; peak memory is measured in a fresh "
             f"process per variant; torch {res['torch']}, {res['threads']} threads; the machine's load average was "
             f"{res['loadavg'][1]:.1f} (5 min) as the passes ended. ")
-    if br: note += (f"The lessons' broadcast weight gradient takes {min(r['time_ratio'] for r in br):.0f} to "
-                    f"{max(r['time_ratio'] for r in br):.0f} times autograd's time and up to "
-                    f"{max(r['peak_bytes'] for r in br)/2**30:,.1f} GiB (extrapolated from slices). ")
+    if br:
+        mem = [r['peak_bytes'] for r in br if r['peak_bytes'] is not None]
+        note += (f"The lessons' broadcast weight gradient takes {min(r['time_ratio'] for r in br):.0f} to "
+                 f"{max(r['time_ratio'] for r in br):.0f} times autograd's time"
+                 f"{f' and up to {max(mem)/2**30:,.1f} GiB' if mem else ''} (extrapolated from slices). ")
     if mm: note += (f"The matrix-multiply forms reach {min(mm):.0%} to {max(mm):.0%} of this machine's measured "
                     f"float32 matmul throughput ({res['matmul_gflops']:.0f} GFLOP/s).")
     return note
 
-def bench_markdown(res:dict, # a result of `minibp_bench --json`: `benchmark`'s, with `epoch` from `epoch_benchmark`
+def _cnn_markdown(res:dict) -> str:
+    "The README's second table: the CNN's layers and its epoch as ratios to PyTorch, and how they were measured"
+    c,e = res.get('conv'),res.get('cnn_epoch')
+    if not (c or e): return ''
+    lines = ["| the CNN of notebook 11 | rows | input gradient | hand-written time ÷ PyTorch | PyTorch's time |",
+             '|---|---|---|---|---|']
+    for r in c['layers'] if c else []:
+        lines.append(f"| {r['name']}: forward+backward | {r['n']:,} | {'yes' if r['inp_grad'] else 'no'} | "
+                     f"{r['time_ratio']:.2f} | {r['seconds']['autograd']*1e3:,.1f} ms |")
+    if e: lines.append(f"| one training epoch, batch {e['bs']} | {e['n']:,} | no | {e['time_ratio']:.2f} | "
+                       f"{e['seconds']['torch']:.2f} s |")
+    how = [f"for a layer, autograd on `F.conv2d` or `F.max_pool2d` (medians of {c['reps']} interleaved rounds)"]*bool(c)
+    how += [f"for the epoch, the same net in `torch.nn` trained by `torch.optim.SGD` (medians of {e['reps']})"]*bool(e)
+    return ('\n\n' + '\n'.join(lines) + f"\n\nPyTorch is, {'; '.join(how)}. The targets: at most "
+            f"{CONV_TARGETS['layer']} for a convolution layer, {CONV_TARGETS['epoch']} for the epoch.")
+
+def bench_markdown(res:dict, # a result of `minibp_bench --json`: `benchmark`'s, with `epoch`, `conv`, `cnn_epoch`
                   ) -> str:
-    "The README's performance table (markdown): hand-written backward and engine as ratios to autograd, and a summary"
-    f2 = lambda v: '' if v is None else f'{v:.2f}'
+    "The README's performance tables (markdown): the MLP's passes and epoch, then the CNN's if measured; summaries"
+    f2 = lambda v: 'n/a' if v is None else f'{v:.2f}'                 # n/a: memory this system cannot measure
+    mib = lambda b: 'n/a' if b is None else f'{b/2**20:,.1f} MiB'
     forms = [f for f in ('hand', 'engine') if any(r['form'] == f for r in res['passes'])]
     head = ' | '.join(f'{LABELS[f]} {what} ÷ autograd' for f in forms for what in ('time', 'peak memory'))
     lines = [f"| measured | input gradient | {head} | autograd's time, peak memory |", '|---'*(3 + 2*len(forms)) + '|']
@@ -389,12 +566,12 @@ def bench_markdown(res:dict, # a result of `minibp_bench --json`: `benchmark`'s,
         loss = {'mse': 'MSE', 'cross_entropy': 'cross-entropy'}[loss_kind(r['c'])]
         what = f"one pass, {res['n']:,} rows, 784-{r['h']}-{r['c']} {loss}"
         lines.append(f"| {what} | {'yes' if ig else 'no'} | {cells} | {r['seconds']*1e3:,.0f} ms, "
-                     f"{r['peak_bytes']/2**20:,.1f} MiB |")
+                     f"{mib(r['peak_bytes'])} |")
     if e := res.get('epoch'):
         cells = ' | '.join(f"{f2(e['time_ratio'][f])} | {f2(e['mem_ratio'][f])}" for f in forms)
         lines.append(f"| one training epoch, {e['n']:,} rows, batch {e['bs']}, 784-{e['hidden']}-10 | no | {cells} | "
-                     f"{e['seconds']['autograd']:.2f} s, {e['peak_bytes']['autograd']/2**20:,.1f} MiB |")
-    return '\n'.join(lines) + _markdown_note(res)
+                     f"{e['seconds']['autograd']:.2f} s, {mib(e['peak_bytes']['autograd'])} |")
+    return '\n'.join(lines) + _markdown_note(res) + _cnn_markdown(res)
 
 # %% ../nbs/12_performance.ipynb #3a354f95
 def write_json(res:dict,    # a benchmark result
@@ -404,9 +581,10 @@ def write_json(res:dict,    # a benchmark result
     return write_atomic(path, lambda p: Path(p).write_text(json.dumps(res, indent=1)))
 
 # %% ../nbs/12_performance.ipynb #235c1709
-def _check_bench_args(reps, rows, epoch_reps):
+def _check_bench_args(reps, rows, epoch_reps, conv_reps=1, cnn_rows=1000):
     "A `UsageError` for the first of `minibp_bench`'s numbers that is out of range"
-    for name,v,least in (('reps', reps, 1), ('rows', rows, 1000), ('epoch_reps', epoch_reps, 1)):
+    for name,v,least in (('reps', reps, 1), ('rows', rows, 1000), ('epoch_reps', epoch_reps, 1),
+                         ('conv_reps', conv_reps, 1), ('cnn_rows', cnn_rows, 1000)):
         if v < least: raise UsageError(f"--{name}: expected a value of at least {least}, got {v}")
 
 @call_parse
@@ -415,13 +593,19 @@ def minibp_bench(json:str=None,         # Write the results as JSON to this file
                  reps:int=5,            # Timed rounds per pass
                  rows:int=50_000,       # Training rows (MNIST's full set has 50,000; at least 1,000)
                  epoch_reps:int=5,      # Timed rounds of the training epoch
-                 device:str=None):      # cpu, cuda, ... (default: cuda if PyTorch sees a GPU)
-    "Time and peak memory of minibp's hand-written backward and engine against PyTorch's autograd: print every ratio"
-    _check_bench_args(reps, rows, epoch_reps)
+                 device:str=None,       # cpu, cuda, ... (default: cuda if PyTorch sees a GPU)
+                 conv_reps:int=20,      # Timed rounds per layer of the CNN
+                 cnn_rows:int=10_000,   # Rows of the CNN's training epoch (at least 1,000)
+                 no_conv:bool=False):   # Skip the CNN (its layers and its epoch)
+    "Time and peak memory of minibp's hand-written backward and engine against PyTorch's; the CNN's: print every ratio"
+    _check_bench_args(reps, rows, epoch_reps, conv_reps, cnn_rows)
     dev = str(check_device(device))
     if json and not Path(json).resolve().parent.is_dir(): raise UsageError(f"--json: no folder {Path(json).parent}")
     res = benchmark(rows, reps, device=dev)
     res['epoch'] = epoch_benchmark(rows, reps=epoch_reps, device=dev)
+    if not no_conv:
+        res['conv'] = conv_benchmark(reps=conv_reps, device=dev)
+        res['cnn_epoch'] = cnn_epoch_benchmark(cnn_rows, reps=epoch_reps, device=dev)
     print(bench_table(res))
     if json: print(f"results written to {write_json(res, json)}")
 
