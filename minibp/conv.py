@@ -4,7 +4,7 @@
 
 # %% ../nbs/10_conv.ipynb #5c0a1e04
 from __future__ import annotations
-import math
+import math, time
 import torch
 import torch.nn.functional as F
 from torch import Tensor
@@ -15,9 +15,10 @@ from .layers import Module, add_grad
 from .autograd import Var
 
 # %% auto #0
-__all__ = ['conv_out_shape', 'check_conv', 'conv2d', 'conv2d_backward', 'conv2d_grad', 'max_pool2d', 'max_pool2d_backward',
-           'max_pool2d_grad', 'avg_pool2d', 'avg_pool2d_backward', 'init_conv', 'Conv2d', 'MaxPool2d', 'AvgPool2d',
-           'Flatten', 'var_conv2d', 'var_max_pool2d', 'var_avg_pool2d']
+__all__ = ['CONV_FORMS', 'conv_out_shape', 'check_conv', 'conv2d_loops', 'im2col', 'conv2d_im2col', 'conv2d_backward_loops',
+           'col2im', 'conv2d_backward_im2col', 'conv2d', 'conv2d_backward', 'conv2d_grad', 'init_conv', 'max_pool2d',
+           'max_pool2d_backward', 'max_pool2d_grad', 'avg_pool2d', 'avg_pool2d_backward', 'Conv2d', 'MaxPool2d',
+           'AvgPool2d', 'Flatten', 'var_conv2d', 'var_max_pool2d', 'var_avg_pool2d', 'conv_pass_times']
 
 # %% ../nbs/10_conv.ipynb #5c0a1e07
 def _int_arg(v, name:str, what:str, least:int) -> int:
@@ -67,17 +68,126 @@ def check_conv(x:Tensor,            # images, (n, c_in, h, w)
                          f"x {shape_of(x)} padded by {padding}, ({hp}, {wp})")
     _one_kind(name, x=x, w=w, **({} if b is None else dict(b=b)))
 
-# %% ../nbs/10_conv.ipynb #5c0a1e49
-_UNFOLD_MAX = 9   # up to this many values per patch (c_in*kh*kw) the unfolded patches (im2col) are faster (*Speed*)
+# %% ../nbs/10_conv.ipynb #7a000006
+def conv2d_loops(x:Tensor,      # images, (n, c_in, h, w)
+                 w:Tensor,      # kernels, (c_out, c_in, kh, kw)
+                 b:Tensor,      # bias, (c_out,)
+                 stride:int=1,  # step between windows
+                 padding:int=0, # zeros added on each side
+                ) -> Tensor:
+    "`conv2d` by a loop over the output positions: at each, the patches (every image) times every kernel, plus the bias"
+    check_conv(x, w, b, stride, padding, 'conv2d_loops')
+    xp = F.pad(x, (padding,)*4)                                             # zeros on every side
+    n,co,oh,ow = conv_out_shape(x, w, stride, padding)
+    kh,kw = w.shape[2:]
+    out = x.new_empty(n, co, oh, ow)
+    for i in range(oh):
+        for j in range(ow):
+            patch = xp[:, :, i*stride:i*stride + kh, j*stride:j*stride + kw]   # (n, c_in, kh, kw)
+            out[:, :, i, j] = patch.reshape(n, -1) @ w.reshape(co, -1).t() + b  # notebook 01's lin on the patches
+    return out
 
-def _few_per_patch(w:Tensor) -> bool: return w.shape[1]*w.shape[2]*w.shape[3] <= _UNFOLD_MAX
+# %% ../nbs/10_conv.ipynb #7a000012
+def _check_unfold(x:Tensor, kh:int, kw:int, stride:int, padding:int, name:str):
+    "Raise a clear error unless `x` is (n, c, h, w) and a kh×kw window fits its padded image"
+    _need_tensors(name, x=x)
+    for v,what,least in ((kh, 'kh', 1), (kw, 'kw', 1), (stride, 'stride', 1), (padding, 'padding', 0)):
+        _int_arg(v, name, what, least)
+    if x.ndim != 4: raise ValueError(f"{name}: expected x of shape (n, c, h, w), got {shape_of(x)}")
+    if kh > x.shape[2] + 2*padding or kw > x.shape[3] + 2*padding:
+        raise ValueError(f"{name}: the window ({kh}, {kw}) is larger than the image of x {shape_of(x)} padded by "
+                         f"{padding}")
 
-def _conv2d_unfolded(x:Tensor, w:Tensor, b:Tensor, stride:int, padding:int) -> Tensor:
-    "`conv2d` as the kernels times the unfolded patches (im2col), one batched matrix multiply plus the bias"
-    n,co = x.shape[0],w.shape[0]
-    cols = F.unfold(x, w.shape[2:], padding=padding, stride=stride)                   # (n, c_in*kh*kw, positions)
-    out = torch.baddbmm(b.view(1, co, 1).expand(n, co, cols.shape[2]), w.reshape(1, co, -1).expand(n, co, -1), cols)
-    return out.view(conv_out_shape(x, w, stride, padding))
+def im2col(x:Tensor,      # images, (n, c, h, w)
+           kh:int,        # window height
+           kw:int,        # window width
+           stride:int=1,  # step between windows
+           padding:int=0, # zeros added on each side
+          ) -> Tensor:
+    "Every kh×kw patch of `x` as a column, (n, c*kh*kw, oh*ow), rows in (channel, p, q) order, as `F.unfold`"
+    _check_unfold(x, kh, kw, stride, padding, 'im2col')
+    n,c,h,w = x.shape
+    oh,ow = (h + 2*padding - kh)//stride + 1,(w + 2*padding - kw)//stride + 1
+    xp = F.pad(x, (padding,)*4)
+    cols = x.new_empty(n, c, kh, kw, oh, ow)
+    for p in range(kh):                         # offset (p, q) in the kernel: one strided slice of the padded image
+        for q in range(kw):
+            cols[:, :, p, q] = xp[:, :, p:p + stride*(oh - 1) + 1:stride, q:q + stride*(ow - 1) + 1:stride]
+    return cols.reshape(n, c*kh*kw, oh*ow)
+
+# %% ../nbs/10_conv.ipynb #7a000016
+def conv2d_im2col(x:Tensor,      # images, (n, c_in, h, w)
+                  w:Tensor,      # kernels, (c_out, c_in, kh, kw)
+                  b:Tensor,      # bias, (c_out,)
+                  stride:int=1,  # step between windows
+                  padding:int=0, # zeros added on each side
+                 ) -> Tensor:
+    "`conv2d` as one matrix multiply: the kernels, (c_out, c_in*kh*kw), times `im2col(x)`, plus the bias"
+    check_conv(x, w, b, stride, padding, 'conv2d_im2col')
+    cols = im2col(x, *w.shape[2:], stride, padding)                          # (n, c_in*kh*kw, oh*ow)
+    return (w.reshape(w.shape[0], -1) @ cols + b[:, None]).reshape(conv_out_shape(x, w, stride, padding))
+
+# %% ../nbs/10_conv.ipynb #7a000019
+def conv2d_backward_loops(g:Tensor,           # the gradient at the output, (n, c_out, oh, ow)
+                          inp:Tensor,         # the layer's input, (n, c_in, h, w)
+                          w:Tensor,           # kernels, (c_out, c_in, kh, kw)
+                          stride:int=1,       # as in the forward pass
+                          padding:int=0,      # as in the forward pass
+                          inp_grad:bool=True, # also compute the input's gradient?
+                         ) -> tuple:
+    "`conv2d_backward` by a loop over output positions: `lin_backward` on each position's patches, summed"
+    check_conv(inp, w, None, stride, padding, 'conv2d_backward_loops')
+    _check_g(g, conv_out_shape(inp, w, stride, padding), inp.dtype, 'conv2d_backward_loops')
+    (n,_,h,wd),(co,_,kh,kw) = inp.shape,w.shape
+    xp = F.pad(inp, (padding,)*4)
+    xp_g,w_g = torch.zeros_like(xp),torch.zeros_like(w)
+    for i in range(g.shape[2]):
+        for j in range(g.shape[3]):
+            rows,cols = slice(i*stride, i*stride + kh),slice(j*stride, j*stride + kw)
+            g_ij = g[:, :, i, j]                                                     # (n, c_out)
+            w_g += (g_ij.t() @ xp[:, :, rows, cols].reshape(n, -1)).view(w.shape)   # patches times their gradient
+            if inp_grad: xp_g[:, :, rows, cols] += (g_ij @ w.reshape(co, -1)).view(n, -1, kh, kw)  # overlaps add
+    inp_g = xp_g[:, :, padding:padding + h, padding:padding + wd] if inp_grad else None      # the padding's cut off
+    return inp_g, w_g, g.sum((0, 2, 3))
+
+# %% ../nbs/10_conv.ipynb #7a000026
+def col2im(cols:Tensor,   # one column per patch, (n, c*kh*kw, oh*ow), as `im2col` makes
+           shape:tuple,   # the image's shape, (n, c, h, w)
+           kh:int,        # window height
+           kw:int,        # window width
+           stride:int=1,  # step between windows
+           padding:int=0, # zeros added on each side
+          ) -> Tensor:
+    "The backward of `im2col`: each column added back where its patch came from (overlaps add), padding cut off"
+    n,c,h,w = shape
+    _check_unfold(cols.new_empty(0, c, h, w), kh, kw, stride, padding, 'col2im')
+    oh,ow = (h + 2*padding - kh)//stride + 1,(w + 2*padding - kw)//stride + 1
+    if shape_of(cols) != (n, c*kh*kw, oh*ow):
+        raise ValueError(f"col2im: expected cols of shape {(n, c*kh*kw, oh*ow)} for images {tuple(shape)}, "
+                         f"got {shape_of(cols)}")
+    cols = cols.reshape(n, c, kh, kw, oh, ow)
+    xp = cols.new_zeros(n, c, h + 2*padding, w + 2*padding)
+    for p in range(kh):
+        for q in range(kw):                     # each column's offset (p, q) added back where it came from
+            xp[:, :, p:p + stride*(oh - 1) + 1:stride, q:q + stride*(ow - 1) + 1:stride] += cols[:, :, p, q]
+    return xp[:, :, padding:padding + h, padding:padding + w]
+
+# %% ../nbs/10_conv.ipynb #7a000027
+def conv2d_backward_im2col(g:Tensor,           # the gradient at the output, (n, c_out, oh, ow)
+                           inp:Tensor,         # the layer's input, (n, c_in, h, w)
+                           w:Tensor,           # kernels, (c_out, c_in, kh, kw)
+                           stride:int=1,       # as in the forward pass
+                           padding:int=0,      # as in the forward pass
+                           inp_grad:bool=True, # also compute the input's gradient?
+                          ) -> tuple:
+    "`conv2d_backward` in the unfolded form: `w_g = sum_n g @ cols.T`, `inp_g = col2im(W.T @ g)`, `b_g = g` summed"
+    check_conv(inp, w, None, stride, padding, 'conv2d_backward_im2col')
+    _check_g(g, conv_out_shape(inp, w, stride, padding), inp.dtype, 'conv2d_backward_im2col')
+    (n,co),(kh,kw) = g.shape[:2],w.shape[2:]
+    cols,g_ = im2col(inp, kh, kw, stride, padding),g.reshape(n, co, -1)          # (n, c_in*kh*kw, L), (n, c_out, L)
+    w_g = (g_ @ cols.transpose(1, 2)).sum(0).view(w.shape)                      # the patches times the output gradient
+    inp_g = col2im(w.reshape(co, -1).t() @ g_, inp.shape, kh, kw, stride, padding) if inp_grad else None
+    return inp_g, w_g, g.sum((0, 2, 3))
 
 # %% ../nbs/10_conv.ipynb #5c0a1e11
 def conv2d(x:Tensor,      # images, (n, c_in, h, w)
@@ -88,16 +198,16 @@ def conv2d(x:Tensor,      # images, (n, c_in, h, w)
           ) -> Tensor:
     "`out[n,o,i,j] = b[o] + sum_{c,p,q} w[o,c,p,q] x_pad[n,c,i*stride+p,j*stride+q]` (cross-correlation, as PyTorch)"
     check_conv(x, w, b, stride, padding, 'conv2d')
-    if _few_per_patch(w): return _conv2d_unfolded(x, w, b, stride, padding)
     return F.conv2d(x, w, b, stride=stride, padding=padding)
 
 # %% ../nbs/10_conv.ipynb #5c0a1e14
 def _weight_grad(g:Tensor, x:Tensor, w:Tensor, stride:int, padding:int) -> Tensor:
     "`w_g[o,c,p,q] = sum_{n,i,j} g[n,o,i,j] x_pad[n,c,i*stride+p,j*stride+q]` from forward primitives"
-    n,(co,_,kh,kw) = x.shape[0],w.shape
-    if _few_per_patch(w):                                      # few values per patch: the patches (im2col) times g
-        cols = F.unfold(x, (kh, kw), padding=padding, stride=stride)                      # (n, c_in*kh*kw, positions)
-        return (g.reshape(n, co, -1) @ cols.transpose(1, 2)).sum(0).reshape(w.shape)
+    (n,oh,ow),(co,ci,kh,kw) = (g.shape[0], *g.shape[2:]),w.shape
+    if n == 0: return torch.zeros_like(w)
+    if ci == 1:          # one channel: each image a group, its output gradient that group's kernels (depthwise)
+        wg = F.conv2d(x.transpose(0, 1), g.reshape(n*co, 1, oh, ow), padding=padding, dilation=stride, groups=n)
+        return wg[0, :, :kh, :kw].reshape(n, co, kh, kw).sum(0).unsqueeze(1)
     wg = F.conv2d(x.transpose(0, 1), g.transpose(0, 1), padding=padding, dilation=stride)   # (c_in, c_out, >=kh, >=kw)
     return wg[:, :, :kh, :kw].transpose(0, 1).contiguous()  # beyond kh, kw: offsets past the last window, not needed
 
@@ -133,8 +243,28 @@ def conv2d_grad(inp:Tensor,         # the layer's input, (n, c_in, h, w)
     check_conv(inp, w, b, stride, padding, 'conv2d_grad')
     if getattr(out, 'g', None) is None:
         raise ValueError("conv2d_grad: out.g is not set: run the backward pass of the layer after this one first")
+    _need_tensors('conv2d_grad', **{'out.g': out.g})
     inp_g,w.g,b.g = conv2d_backward(out.g, inp, w, stride, padding, inp_grad)
     if inp_grad: inp.g = inp_g
+
+# %% ../nbs/10_conv.ipynb #5c0a1e33
+def init_conv(c_in:int,             # input channels
+              c_out:int,            # output channels (kernels)
+              kh:int,               # kernel height
+              kw:int|None=None,     # kernel width (default `kh`)
+              seed:int|None=None,   # seed of the weights' own `torch.Generator` (None: PyTorch's global generator)
+              dtype=torch.float32,  # dtype of both tensors
+              device=None,          # device of both tensors (None: PyTorch's default)
+              bias_std:float=0.,    # biases are `bias_std * randn`: non-zero biases, so that tests see a bias gradient
+             ) -> tuple:
+    "Kernels `w` (c_out, c_in, kh, kw) with Kaiming's `std = sqrt(2/(c_in*kh*kw))`, and bias `b` (c_out,), 0 or random"
+    kw = kh if kw is None else kw
+    for v,what in ((c_in, 'c_in'), (c_out, 'c_out'), (kh, 'kh'), (kw, 'kw')): _int_arg(v, 'init_conv', what, 1)
+    if seed is None: g,dev = None,device
+    else: g,dev = torch.Generator().manual_seed(seed),'cpu'   # seeded: drawn on the CPU, the same numbers on any device
+    rand = lambda *s: torch.randn(*s, generator=g, dtype=dtype, device=dev).to(device)
+    w = rand(c_out, c_in, kh, kw) * math.sqrt(2/(c_in*kh*kw))
+    return w, (rand(c_out)*bias_std if bias_std else torch.zeros(c_out, dtype=dtype, device=device))
 
 # %% ../nbs/10_conv.ipynb #5c0a1e23
 def _check_pool(x:Tensor, k:int, name:str):
@@ -168,12 +298,17 @@ def max_pool2d(x:Tensor, # images, (n, c, h, w)
 def max_pool2d_backward(g:Tensor,   # the gradient at the output, (n, c, h//k, w//k)
                         inp:Tensor, # the input, (n, c, h, w)
                         k:int,      # window size and stride
+                        idx:Tensor|None=None, # each window's maximum as a flat index into h*w, as the forward found it
+                                              # (`F.max_pool2d(inp, k, return_indices=True)[1]`); None: found again
                        ) -> Tensor:
     "`inp_g`: each window's gradient at its first maximum in row-major order (PyTorch's rule), 0 elsewhere"
     _check_pool(inp, k, 'max_pool2d_backward')
     n,c,h,w = inp.shape
     _check_g(g, (n, c, h//k, w//k), inp.dtype, 'max_pool2d_backward')
-    first = F.max_pool2d(inp, k, return_indices=True)[1]     # each window's first maximum, as a flat index in h*w
+    first = F.max_pool2d(inp, k, return_indices=True)[1] if idx is None else idx   # each window's first maximum
+    if shape_of(first) != shape_of(g):
+        raise ValueError(f"max_pool2d_backward: expected idx of shape {shape_of(g)}, one per window, "
+                         f"got {shape_of(first)}")
     inp_g = torch.zeros(n, c, h*w, dtype=inp.dtype, device=inp.device)
     return inp_g.scatter_(-1, first.reshape(n, c, -1), g.reshape(n, c, -1)).view(n, c, h, w)
 
@@ -185,6 +320,7 @@ def max_pool2d_grad(inp:Tensor, # the input, (n, c, h, w)
     "Set `inp.g` from `out.g` for `out = max_pool2d(inp, k)`: `max_pool2d_backward(out.g, inp, k)`"
     if getattr(out, 'g', None) is None:
         raise ValueError("max_pool2d_grad: out.g is not set: run the backward pass of the layer after this one first")
+    _need_tensors('max_pool2d_grad', **{'out.g': out.g})
     inp.g = max_pool2d_backward(out.g, inp, k)
 
 # %% ../nbs/10_conv.ipynb #5c0a1e30
@@ -195,6 +331,7 @@ def avg_pool2d(x:Tensor, # images, (n, c, h, w)
     _check_pool(x, k, 'avg_pool2d')
     return F.avg_pool2d(x, k)
 
+# %% ../nbs/10_conv.ipynb #5c0a1e80
 def avg_pool2d_backward(g:Tensor,   # the gradient at the output, (n, c, h//k, w//k)
                         inp:Tensor, # the input, (n, c, h, w)
                         k:int,      # window size and stride
@@ -204,25 +341,6 @@ def avg_pool2d_backward(g:Tensor,   # the gradient at the output, (n, c, h//k, w
     n,c,h,w = inp.shape
     _check_g(g, (n, c, h//k, w//k), inp.dtype, 'avg_pool2d_backward')
     return _unwindows((g/(k*k)).unsqueeze(-1).expand(n, c, h//k, w//k, k*k), inp.shape, k)
-
-# %% ../nbs/10_conv.ipynb #5c0a1e33
-def init_conv(c_in:int,             # input channels
-              c_out:int,            # output channels (kernels)
-              kh:int,               # kernel height
-              kw:int|None=None,     # kernel width (default `kh`)
-              seed:int|None=None,   # seed of the weights' own `torch.Generator` (None: PyTorch's global generator)
-              dtype=torch.float32,  # dtype of both tensors
-              device=None,          # device of both tensors (None: PyTorch's default)
-              bias_std:float=0.,    # biases are `bias_std * randn`: non-zero biases, so that tests see a bias gradient
-             ) -> tuple:
-    "Kernels `w` (c_out, c_in, kh, kw) with Kaiming's `std = sqrt(2/(c_in*kh*kw))`, and bias `b` (c_out,), 0 or random"
-    kw = kh if kw is None else kw
-    for v,what in ((c_in, 'c_in'), (c_out, 'c_out'), (kh, 'kh'), (kw, 'kw')): _int_arg(v, 'init_conv', what, 1)
-    if seed is None: g,dev = None,device
-    else: g,dev = torch.Generator().manual_seed(seed),'cpu'   # seeded: drawn on the CPU, the same numbers on any device
-    rand = lambda *s: torch.randn(*s, generator=g, dtype=dtype, device=dev).to(device)
-    w = rand(c_out, c_in, kh, kw) * math.sqrt(2/(c_in*kh*kw))
-    return w, (rand(c_out)*bias_std if bias_std else torch.zeros(c_out, dtype=dtype, device=device))
 
 # %% ../nbs/10_conv.ipynb #5c0a1e36
 class Conv2d(Module):
@@ -255,10 +373,14 @@ class MaxPool2d(Module):
     "Max-pooling over k×k windows at stride k as a layer; backward adds `max_pool2d_backward` (first maximum)"
     def __init__(self, k:int, # window size and stride
                 ): self.k = _int_arg(k, 'MaxPool2d', 'k', 1)
-    def forward(self, inp): return max_pool2d(inp, self.k)
-    def bwd(self, out, inp): add_grad(inp, max_pool2d_backward(getattr(out, 'g', None), inp, self.k))
+    def forward(self, inp):
+        _check_pool(inp, self.k, 'MaxPool2d')
+        out,self.idx = F.max_pool2d(inp, self.k, return_indices=True)   # the maxima's positions, kept for backward
+        return out
+    def bwd(self, out, inp): add_grad(inp, max_pool2d_backward(getattr(out, 'g', None), inp, self.k, self.idx))
     def __repr__(self): return f"MaxPool2d({self.k})"
 
+# %% ../nbs/10_conv.ipynb #5c0a1e81
 class AvgPool2d(Module):
     "Average-pooling over k×k windows at stride k as a layer; backward adds `avg_pool2d_backward`"
     def __init__(self, k:int, # window size and stride
@@ -300,8 +422,11 @@ def var_max_pool2d(x:Var, # images, (n, c, h, w)
     "`max_pool2d` as one engine operation, with `max_pool2d_backward` (each window's first maximum) as its backward"
     x = x if isinstance(x, Var) else Var(x)
     xd = x.data
-    return Var.from_op(max_pool2d(xd, k), (x,), lambda g: (max_pool2d_backward(g, xd, k),), 'max_pool2d')
+    _check_pool(xd, k, 'var_max_pool2d')
+    out,idx = F.max_pool2d(xd, k, return_indices=True)             # the maxima's positions, kept for backward
+    return Var.from_op(out, (x,), lambda g: (max_pool2d_backward(g, xd, k, idx),), 'max_pool2d')
 
+# %% ../nbs/10_conv.ipynb #5c0a1e82
 def var_avg_pool2d(x:Var, # images, (n, c, h, w)
                    k:int, # window size and stride
                   ) -> Var:
@@ -309,3 +434,50 @@ def var_avg_pool2d(x:Var, # images, (n, c, h, w)
     x = x if isinstance(x, Var) else Var(x)
     xd = x.data
     return Var.from_op(avg_pool2d(xd, k), (x,), lambda g: (avg_pool2d_backward(g, xd, k),), 'avg_pool2d')
+
+# %% ../nbs/10_conv.ipynb #7a000051
+CONV_FORMS = ('loops', 'im2col', 'fast', 'autograd')
+
+def _conv_pass(form:str, x:Tensor, w:Tensor, b:Tensor, g:Tensor, inp_grad:bool, padding:int):
+    "A function running one forward+backward pass of the convolution in `form`"
+    fwd,bwd = dict(loops=(conv2d_loops, conv2d_backward_loops), im2col=(conv2d_im2col, conv2d_backward_im2col),
+                   fast=(conv2d, conv2d_backward)).get(form, (None, None))
+    if fwd: return lambda: (fwd(x, w, b, 1, padding), bwd(g, x, w, 1, padding, inp_grad))
+    def autograd():
+        xx,ww,bb = x.detach().requires_grad_(inp_grad),w.detach().requires_grad_(),b.detach().requires_grad_()
+        F.conv2d(xx, ww, bb, padding=padding).backward(g)
+    return autograd
+
+def _fastest(fs:dict, rounds:int, sync) -> dict:
+    "Run the functions `fs` in turns, `rounds` times after a warm-up round; each one's fastest time, in seconds"
+    ts = {k: [] for k in fs}
+    for r in range(rounds + 1):
+        for k,f in fs.items():
+            t = time.perf_counter(); f(); sync()
+            if r: ts[k].append(time.perf_counter() - t)
+    return {k: min(v) for k,v in ts.items()}
+
+# %% ../nbs/10_conv.ipynb #7a000052
+def conv_pass_times(n:int,             # images in the batch
+                    c_in:int,          # input channels
+                    c_out:int,         # output channels
+                    size:int,          # the images' height and width
+                    inp_grad:bool,     # with the input gradient?
+                    k:int=3,           # kernel size (padding k//2 keeps the size)
+                    rounds:int=10,     # rounds of the fast forms (the loops: 2); each form's fastest counts
+                    loop_rows:tuple=(4, 8), # the slices the loops are timed on, then extrapolated to `n`
+                    forms:tuple=CONV_FORMS, # among `CONV_FORMS`
+                    device=None,       # where to run (None: the CPU)
+                   ) -> dict:
+    "Seconds for one forward+backward pass of a k×k convolution layer in each form; the loops extrapolated from slices"
+    gen = torch.Generator().manual_seed(0)
+    x = torch.randn(n, c_in, size, size, generator=gen).to(device)
+    w,b = init_conv(c_in, c_out, k, seed=0, device=device)
+    g = torch.randn(n, c_out, size, size, generator=gen).to(device)
+    sync = (lambda: torch.cuda.synchronize(x.device)) if x.is_cuda else (lambda: None)
+    res = _fastest({f: _conv_pass(f, x, w, b, g, inp_grad, k//2) for f in forms if f != 'loops'}, rounds, sync)
+    if 'loops' in forms:
+        rows = sorted({min(r, n) for r in loop_rows})
+        ts = _fastest({r: _conv_pass('loops', x[:r], w, b, g[:r], inp_grad, k//2) for r in rows}, min(rounds, 2), sync)
+        res['loops'] = sum(r*ts[r] for r in rows)/sum(r*r for r in rows)*n        # a line through the origin
+    return {f: res[f] for f in forms}
