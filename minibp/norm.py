@@ -65,8 +65,8 @@ def batch_norm(x:Tensor,      # the input, (n, c) or (n, c, ...)
                invstd:Tensor, # per-channel `1/sqrt(var + eps)`, (c,)
               ) -> Tensor:
     "`(x - mean) * invstd * w + b` per channel (axis 1), the statistics given"
-    c = lambda t: _per_chan(t, x.ndim)
-    return (x - c(mean))*c(invstd)*c(w) + c(b)
+    c,k = lambda t: _per_chan(t, x.ndim),invstd*w               # k: the per-channel factor
+    return torch.addcmul(c(b - mean*k), x, c(k))                # x*k + (b - mean*k): one pass over x
 
 # %% ../nbs/09_norm.ipynb #313229ff
 def _check_stats(t:Tensor, shape:tuple, x:Tensor, what:str, name:str):
@@ -92,8 +92,9 @@ def batch_norm_backward(g:Tensor,      # the gradient at the output, `out.g`, th
     xhat = (inp - c(mean))*c(invstd)
     b_g,w_g = g.sum(dims),(g*xhat).sum(dims)
     if not batch_stats: return g*c(w*invstd), w_g, b_g
-    n = inp.numel()//inp.shape[1]
-    return c(w*invstd/n)*(n*g - c(b_g) - xhat*c(w_g)), w_g, b_g
+    n,k = inp.numel()//inp.shape[1],c(w*invstd)
+    # k/n * (n g - b_g - xhat w_g) as two fused multiply-adds: (-k b_g/n + xhat * (-k w_g/n)) + g k
+    return torch.addcmul(-k*c(b_g)/n, xhat, -k*c(w_g)/n).addcmul_(g, k), w_g, b_g
 
 # %% ../nbs/09_norm.ipynb #c09aa284
 def check_layer_norm(x:Tensor, # the input, (..., nf)
@@ -253,8 +254,8 @@ class Dropout(Module):
         self.p,self.seed,self.gens = float(p),seed,{}
     def generator(self, device) -> torch.Generator|None:
         "The layer's own generator on `device` (made at first use, seeded with `seed`), or None when unseeded"
-        if self.seed is None: return None
         device = torch.device(device)
+        if self.seed is None or device.type == 'meta': return None     # meta tensors hold no values to draw
         if device not in self.gens: self.gens[device] = torch.Generator(device=device).manual_seed(self.seed)
         return self.gens[device]
     def forward(self, x):
