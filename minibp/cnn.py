@@ -64,8 +64,8 @@ def cnn(seed:int=0,            # seed of every weight
     w3 = torch.randn(32*7*7, 10, generator=torch.Generator().manual_seed(s3), dtype=dtype).to(device)
     w3 /= math.sqrt(3*32*7*7)                                       # as small as nn.Linear's (below)
     return Sequential(Reshape(1, 28, 28),
-                      Conv2d(w1, b1, padding=1, inp_grad=inp_grad), BatchNorm(16, **kw), FastRelu(), MaxPool2d(2),
-                      Conv2d(w2, b2, padding=1), BatchNorm(32, **kw), FastRelu(), MaxPool2d(2),
+                      Conv2d(w1, b1, padding=1, inp_grad=inp_grad), BatchNorm(16, **kw), Relu(), MaxPool2d(2),
+                      Conv2d(w2, b2, padding=1), BatchNorm(32, **kw), Relu(), MaxPool2d(2),
                       Flatten(), Lin(w3, torch.zeros(10, **kw)), loss=CrossEntropy())
 
 # %% ../nbs/11_cnn.ipynb #b3132633
