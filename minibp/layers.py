@@ -239,6 +239,7 @@ def _end(ts:list, p:tuple):
     for t in ts: t._gpass = (p, getattr(t, 'g', None))
 
 _UNSET = object()   # "no such attribute", for comparing a layer's attributes before and after `forward`
+_SAME = object()    # "the call's output itself", in a call's kept inputs: an in-place layer's input *is* its output
 
 def _ref(o):
     "A weak reference to `o` where Python allows one (a tensor), else a strong one"
@@ -257,7 +258,7 @@ class Module():
                  if k not in ('_calls', 'args', 'out') and before.get(k, _UNSET) is not v}
         calls = self.__dict__.setdefault('_calls', [])
         calls[:] = [c for c in calls if c[1]() is not None]      # drop calls whose output no one holds any more
-        calls.append((args, _ref(out), saved))
+        calls.append((tuple(_SAME if a is out else a for a in args), _ref(out), saved))   # not out: kept weakly
         if isinstance(out, Tensor):       # the output keeps its call's inputs alive, as a torch tensor keeps its graph
             out._inputs = tuple(a for a in args if a is not out)
         self.args,self.out = args,out
@@ -309,7 +310,8 @@ class Module():
                                "backpropagates one call of the layer, and every call has been; call the layer "
                                "again first")
         args,ref,saved = calls[-1]
-        return args, ref(), saved
+        out = ref()
+        return tuple(out if a is _SAME else a for a in args), out, saved
 
 
 # %% ../nbs/04_layers.ipynb #c22c252b
