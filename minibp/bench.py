@@ -475,7 +475,8 @@ def _table_head(res:dict) -> list:
     load = lambda k: '/'.join(f'{v:.1f}' for v in res[k])
     return [f"matmul on this machine: {res['matmul_gflops']:.0f} GFLOP/s (float32, {res['gflops_size']}x"
             f"{res['gflops_size']}) on {res.get('device', 'cpu')}; {res['n']:,} rows, median of {res['reps']}; "
-            f"torch {res['torch']}, {res['threads']} threads; load average (1, 5, 15 min) {load('loadavg_start')} at "
+            f"torch {res['torch']}, {res['threads']} thread{'s'*(res['threads'] != 1)}; "
+            f"load average (1, 5, 15 min) {load('loadavg_start')} at "
             f"the start, {load('loadavg')} at the end of the passes",
             f"{'network':13} {'input grad':10} {'form':10} {'time ms':>9} {'peak MiB':>10} {'time/autograd':>13} "
             f"{'mem/autograd':>12} {'GFLOP/s':>8} {'of peak':>7}"]
@@ -524,7 +525,8 @@ def _markdown_note(res:dict) -> str:
     br = [r for r in res['passes'] if r['form'] == 'broadcast']
     mm = [r['peak_fraction'] for r in res['passes'] if r['form'] in ('hand', 'einsum', 'engine', 'autograd')]
     note = (f"\n\nTimes are medians of {res['reps']} interleaved rounds; peak memory is measured in a fresh "
-            f"process per variant; torch {res['torch']}, {res['threads']} threads; the machine's load average was "
+            f"process per variant; torch {res['torch']}, {res['threads']} thread{'s'*(res['threads'] != 1)}; "
+            f"the machine's load average was "
             f"{res['loadavg'][1]:.1f} (5 min) as the passes ended. ")
     if br:
         mem = [r['peak_bytes'] for r in br if r['peak_bytes'] is not None]
