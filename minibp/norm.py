@@ -54,7 +54,10 @@ def batch_norm_stats(x:Tensor,       # the input, (n, c) or (n, c, ...)
                      eps:float=1e-5, # added to the variance before the square root
                     ) -> tuple:
     "Per-channel `(mean, var, invstd)`, each (c,), over every axis but 1: biased variance, `invstd = 1/sqrt(var + eps)`"
-    var,mean = torch.var_mean(x, _chan_dims(x), correction=0)
+    dims = _chan_dims(x)
+    mean = x.mean(dims)
+    xc = x - _per_chan(mean, x.ndim)                 # centred: the mean of each channel subtracted
+    var = (xc*xc).mean(dims)                         # biased: divided by N, the values per channel
     return mean, var, (var + eps).rsqrt()
 
 # %% ../nbs/09_norm.ipynb #d631928b
