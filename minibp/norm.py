@@ -68,17 +68,21 @@ def batch_norm(x:Tensor,      # the input, (n, c) or (n, c, ...)
                invstd:Tensor, # per-channel `1/sqrt(var + eps)`, (c,)
               ) -> Tensor:
     "`(x - mean) * invstd * w + b` per channel (axis 1), the statistics given"
+    check_batch_norm(x, w, 'batch_norm', training=False)
+    for t,what in ((b, 'b'), (mean, 'mean'), (invstd, 'invstd')): _check_stats(t, w.shape, x, what, 'batch_norm')
     c,k = lambda t: _per_chan(t, x.ndim),invstd*w               # k: the per-channel factor
     return torch.addcmul(c(b - mean*k), x, c(k))                # x*k + (b - mean*k): one pass over x
 
 # %% ../nbs/09_norm.ipynb #313229ff
 def _check_stats(t:Tensor, shape:tuple, x:Tensor, what:str, name:str):
-    "Raise a clear error unless the statistic `t` is a tensor of `shape` in `x`'s dtype"
+    "Raise a clear error unless the statistic `t` is a tensor of `shape` in `x`'s dtype, on `x`'s device"
     _need_tensors(name, **{what: t})
     if shape_of(t) != tuple(shape):
         raise ValueError(f"{name}: expected {what} of shape {tuple(shape)} for an input of shape {shape_of(x)}, "
                          f"got {shape_of(t)}")
     if t.dtype != x.dtype: raise TypeError(f"{name}: expected {what} in {x.dtype}, like the input, got {t.dtype}")
+    if t.device != x.device:
+        raise TypeError(f"{name}: expected {what} on {x.device}, like the input, got {t.device}")
 
 def batch_norm_backward(g:Tensor,      # the gradient at the output, `out.g`, the input's shape
                         inp:Tensor,    # the input, (n, c) or (n, c, ...)
@@ -90,7 +94,7 @@ def batch_norm_backward(g:Tensor,      # the gradient at the output, `out.g`, th
     "Gradients `(inp_g, w_g, b_g)` of BatchNorm; `inp_g = w*invstd/N * (N g - sum g - xhat sum(g xhat))` in training"
     check_batch_norm(inp, w, 'batch_norm_backward', training=False)
     for t,what in ((mean, 'mean'), (invstd, 'invstd')): _check_stats(t, w.shape, inp, what, 'batch_norm_backward')
-    _check_g(g, inp.shape, inp.dtype, 'batch_norm_backward')
+    _check_g(g, inp.shape, inp.dtype, 'batch_norm_backward', inp.device)
     dims,c = _chan_dims(inp),lambda t: _per_chan(t, inp.ndim)
     xhat = (inp - c(mean))*c(invstd)
     b_g,w_g = g.sum(dims),(g*xhat).sum(dims)
@@ -127,6 +131,8 @@ def layer_norm(x:Tensor,      # the input, (..., nf)
                invstd:Tensor, # per-row `1/sqrt(var + eps)`, (..., 1)
               ) -> Tensor:
     "`(x - mean) * invstd * w + b`, each row normalised over its features"
+    check_layer_norm(x, w, 'layer_norm'); _check_stats(b, w.shape, x, 'b', 'layer_norm')
+    for t,what in ((mean, 'mean'), (invstd, 'invstd')): _check_stats(t, (*x.shape[:-1], 1), x, what, 'layer_norm')
     return (x - mean)*invstd*w + b
 
 # %% ../nbs/09_norm.ipynb #50106f80
@@ -140,7 +146,7 @@ def layer_norm_backward(g:Tensor,      # the gradient at the output, `out.g`, th
     check_layer_norm(inp, w, 'layer_norm_backward')
     for t,what in ((mean, 'mean'), (invstd, 'invstd')):
         _check_stats(t, (*inp.shape[:-1], 1), inp, what, 'layer_norm_backward')
-    _check_g(g, inp.shape, inp.dtype, 'layer_norm_backward')
+    _check_g(g, inp.shape, inp.dtype, 'layer_norm_backward', inp.device)
     lead = tuple(range(inp.ndim - 1))
     xhat,d = (inp - mean)*invstd,g*w
     inp_g = invstd*(d - d.mean(-1, keepdim=True) - xhat*(d*xhat).mean(-1, keepdim=True))
@@ -165,10 +171,13 @@ def dropout_mask(x:Tensor,      # the input the mask is for
 
 # %% ../nbs/09_norm.ipynb #3a4804c8
 def _check_mask(mask:Tensor, like:Tensor, what:str, name:str):
+    "Raise a clear error unless `mask` is a boolean tensor of `like`'s shape, on its device"
     _need_tensors(name, mask=mask)
     if mask.dtype != torch.bool: raise TypeError(f"{name}: expected a boolean keep-mask, got {mask.dtype}")
     if mask.shape != like.shape:
         raise ValueError(f"{name}: expected a mask of shape {shape_of(like)}, like {what}, got {shape_of(mask)}")
+    if mask.device != like.device:
+        raise TypeError(f"{name}: expected the mask on {like.device}, like {what}, got {mask.device}")
 
 def dropout(x:Tensor,    # the input
             mask:Tensor, # boolean keep-mask of `x`'s shape, from `dropout_mask`
@@ -271,7 +280,7 @@ class Dropout(Module):
         return dropout(x, self.state[0], self.p)
     def bwd(self, out, x):
         g,mask = getattr(out, 'g', None),self.state[0]
-        _check_g(g, x.shape, x.dtype, 'Dropout.backward')
+        _check_g(g, x.shape, x.dtype, 'Dropout.backward', x.device)
         add_grad(x, g if mask is None else dropout_backward(g, mask, self.p))
     def __repr__(self): return f"Dropout(p={self.p}" + ('' if self.seed is None else f", seed={self.seed}") + ")"
 
