@@ -36,6 +36,7 @@ def check_batch_norm(x:Tensor,           # the input, (n, c) or (n, c, ...)
                     ):
     "Raise a clear error unless `x` is a floating (n, c, ...) tensor with `w`'s c channels, dtype and device"
     _need_tensors(name, x=x)
+    if not x.is_floating_point(): raise TypeError(f"{name}: expected a floating-point input, got {x.dtype}")
     if x.ndim < 2 or x.shape[1] != w.shape[0]:
         raise ValueError(f"{name}: expected an input of shape (n, {w.shape[0]}) or (n, {w.shape[0]}, ...) "
                          f"(channels on axis 1), got {shape_of(x)}")
@@ -110,6 +111,7 @@ def check_layer_norm(x:Tensor, # the input, (..., nf)
                     ):
     "Raise a clear error unless `x` is a floating (..., nf) tensor with `w`'s nf features, dtype and device"
     _need_tensors(name, x=x)
+    if not x.is_floating_point(): raise TypeError(f"{name}: expected a floating-point input, got {x.dtype}")
     if x.ndim < 1 or x.shape[-1] != w.shape[0]:
         raise ValueError(f"{name}: expected an input of shape (..., {w.shape[0]}) (features on the last axis), "
                          f"got {shape_of(x)}")
@@ -150,6 +152,7 @@ def layer_norm_backward(g:Tensor,      # the gradient at the output, `out.g`, th
     lead = tuple(range(inp.ndim - 1))
     xhat,d = (inp - mean)*invstd,g*w
     inp_g = invstd*(d - d.mean(-1, keepdim=True) - xhat*(d*xhat).mean(-1, keepdim=True))
+    if not lead: return inp_g, g*xhat, g.clone()                # one row (nf,): nothing to sum over
     return inp_g, (g*xhat).sum(lead), g.sum(lead)
 
 # %% ../nbs/09_norm.ipynb #a44e4426
@@ -167,6 +170,8 @@ def dropout_mask(x:Tensor,      # the input the mask is for
                 ) -> Tensor:
     "A boolean keep-mask of `x`'s shape, each value True with probability `1-p` (drawn as `F.dropout` draws it)"
     _check_p(p, 'dropout_mask'); _need_tensors('dropout_mask', x=x)
+    if generator is not None and torch.device(generator.device) != x.device:
+        raise TypeError(f"dropout_mask: expected a generator on {x.device}, like the input, got {generator.device}")
     return torch.empty_like(x).bernoulli_(1 - p, generator=generator).bool()
 
 # %% ../nbs/09_norm.ipynb #3a4804c8
@@ -185,6 +190,7 @@ def dropout(x:Tensor,    # the input
            ) -> Tensor:
     "Inverted dropout with a given mask: `x * mask / (1-p)`"
     _check_p(p, 'dropout'); _need_tensors('dropout', x=x); _check_mask(mask, x, 'the input', 'dropout')
+    if not x.is_floating_point(): raise TypeError(f"dropout: expected a floating-point input, got {x.dtype}")
     return x*mask.to(x.dtype).div_(1 - p)
 
 def dropout_backward(g:Tensor,    # the gradient at the output, `out.g`
@@ -198,8 +204,31 @@ def dropout_backward(g:Tensor,    # the gradient at the output, `out.g`
 
 # %% ../nbs/09_norm.ipynb #29fe543e
 def _check_nf(nf, name:str):
+    "Raise a clear error unless `nf` is an int >= 1"
     if isinstance(nf, bool) or not isinstance(nf, int) or nf < 1:
-        raise ValueError(f"{name}: expected the number of features nf as an integer >= 1, got {nf!r}")
+        raise ValueError(f"{name}: expected the number of features nf as an int >= 1, got {type(nf).__name__} {nf!r}")
+
+def _check_eps(eps, name:str):
+    "Raise a clear error unless `eps` is a number > 0 (with 0, a channel of equal values divides by 0)"
+    if isinstance(eps, bool) or not isinstance(eps, numbers.Real):
+        raise TypeError(f"{name}: expected eps as a number > 0, got {type(eps).__name__}")
+    if not eps > 0: raise ValueError(f"{name}: expected eps > 0, got {eps}")
+
+def _check_momentum(momentum, name:str):
+    "Raise a clear error unless `momentum` is a number in [0, 1]; None (PyTorch's cumulative average) is refused"
+    if momentum is None:
+        raise ValueError(f"{name}: momentum=None (PyTorch's cumulative average of every batch's statistics) is not "
+                         "supported: pass a number in [0, 1], such as PyTorch's default 0.1")
+    if isinstance(momentum, bool) or not isinstance(momentum, numbers.Real):
+        raise TypeError(f"{name}: expected momentum as a number in [0, 1], got {type(momentum).__name__}")
+    if not 0 <= momentum <= 1: raise ValueError(f"{name}: expected momentum in [0, 1], got {momentum}")
+
+def _float_kw(device, dtype, name:str) -> dict:
+    "The parameters' `device` and floating `dtype` (None: PyTorch's default), else a clear error"
+    dtype = dtype or torch.get_default_dtype()
+    if not isinstance(dtype, torch.dtype) or not dtype.is_floating_point:
+        raise TypeError(f"{name}: expected a floating-point dtype for the parameters, got {dtype}")
+    return dict(device=device, dtype=dtype)
 
 class BatchNorm(Module):
     "Batch normalisation over every axis but 1, as `nn.BatchNorm1d`/`2d`: scale `w`, shift `b`, running statistics"
@@ -207,11 +236,9 @@ class BatchNorm(Module):
                  *, eps:float=1e-5,         # added to the variance before the square root
                  momentum:float=0.1,        # how far each training call moves the running statistics, in [0, 1]
                  device=None, dtype=None):  # of the parameters and statistics (default: PyTorch's)
-        _check_nf(nf, 'BatchNorm')
-        if not eps > 0: raise ValueError(f"BatchNorm: expected eps > 0, got {eps}")
-        if not 0 <= momentum <= 1: raise ValueError(f"BatchNorm: expected momentum in [0, 1], got {momentum}")
+        _check_nf(nf, 'BatchNorm'); _check_eps(eps, 'BatchNorm'); _check_momentum(momentum, 'BatchNorm')
         self.eps,self.momentum = eps,momentum
-        kw = dict(device=device, dtype=dtype or torch.get_default_dtype())
+        kw = _float_kw(device, dtype, 'BatchNorm')
         self.w,self.b = torch.ones(nf, **kw),torch.zeros(nf, **kw)
         self.running_mean,self.running_var = torch.zeros(nf, **kw),torch.ones(nf, **kw)
     def forward(self, x):
@@ -241,10 +268,9 @@ class LayerNorm(Module):
     def __init__(self, nf:int,              # features (the last axis of the input)
                  *, eps:float=1e-5,         # added to the variance before the square root
                  device=None, dtype=None):  # of the parameters (default: PyTorch's)
-        _check_nf(nf, 'LayerNorm')
-        if not eps > 0: raise ValueError(f"LayerNorm: expected eps > 0, got {eps}")
+        _check_nf(nf, 'LayerNorm'); _check_eps(eps, 'LayerNorm')
         self.eps = eps
-        kw = dict(device=device, dtype=dtype or torch.get_default_dtype())
+        kw = _float_kw(device, dtype, 'LayerNorm')
         self.w,self.b = torch.ones(nf, **kw),torch.zeros(nf, **kw)
     def forward(self, x):
         check_layer_norm(x, self.w, 'LayerNorm')
@@ -263,7 +289,9 @@ class Dropout(Module):
     def __init__(self, p:float=0.5,         # the probability of zeroing each value, in [0, 1)
                  *, seed:int|None=None):    # seed of the layer's own generator; None: torch's global generator
         _check_p(p, 'Dropout')
-        self.p,self.seed,self.gens = float(p),seed,{}
+        if seed is not None and (isinstance(seed, bool) or not isinstance(seed, numbers.Integral)):
+            raise TypeError(f"Dropout: expected seed as an int or None, got {type(seed).__name__} {seed!r}")
+        self.p,self.seed,self.gens = float(p),None if seed is None else int(seed),{}
     def generator(self, device) -> torch.Generator|None:
         "The layer's own generator on `device` (made at first use, seeded with `seed`), or None when unseeded"
         device = torch.device(device)
@@ -299,7 +327,10 @@ def var_batch_norm(x:Var,                   # input (n, c) or (n, c, ...)
     "BatchNorm as one engine operation, as `F.batch_norm`; its backward is `batch_norm_backward`"
     x,w,b = _as_var(x),_as_var(w),_as_var(b)
     xd,wd = x.data,w.data
-    check_batch_norm(xd, wd, 'var_batch_norm', training)
+    check_batch_norm(xd, wd, 'var_batch_norm', training); _check_eps(eps, 'var_batch_norm')
+    if training: _check_momentum(momentum, 'var_batch_norm')
+    for t,what in ((running_mean, 'running_mean'), (running_var, 'running_var')):
+        if t is not None: _check_stats(t, wd.shape, xd, what, 'var_batch_norm')
     if training:
         mean,var,invstd = batch_norm_stats(xd, eps)
         if running_mean is not None: running_mean.mul_(1 - momentum).add_(mean, alpha=momentum)
@@ -321,7 +352,7 @@ def var_layer_norm(x:Var,          # input (..., nf)
     "LayerNorm over the last axis as one engine operation; its backward is `layer_norm_backward`"
     x,w,b = _as_var(x),_as_var(w),_as_var(b)
     xd,wd = x.data,w.data
-    check_layer_norm(xd, wd, 'var_layer_norm')
+    check_layer_norm(xd, wd, 'var_layer_norm'); _check_eps(eps, 'var_layer_norm')
     mean,_,invstd = layer_norm_stats(xd, eps)
     return Var.from_op(layer_norm(xd, wd, b.data, mean, invstd), (x, w, b),
                        lambda g: layer_norm_backward(g, xd, wd, mean, invstd), 'layer_norm')
