@@ -170,7 +170,8 @@ def dropout_mask(x:Tensor,      # the input the mask is for
                 ) -> Tensor:
     "A boolean keep-mask of `x`'s shape, each value True with probability `1-p` (drawn as `F.dropout` draws it)"
     _check_p(p, 'dropout_mask'); _need_tensors('dropout_mask', x=x)
-    if generator is not None and torch.device(generator.device) != x.device:
+    gd = None if generator is None else torch.device(generator.device)
+    if gd is not None and (gd.type, gd.index or 0) != (x.device.type, x.device.index or 0):   # 'cuda' is 'cuda:0'
         raise TypeError(f"dropout_mask: expected a generator on {x.device}, like the input, got {generator.device}")
     return torch.empty_like(x).bernoulli_(1 - p, generator=generator).bool()
 
