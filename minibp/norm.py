@@ -36,6 +36,7 @@ def check_batch_norm(x:Tensor,           # the input, (n, c) or (n, c, ...)
                     ):
     "Raise a clear error unless `x` is a floating (n, c, ...) tensor with `w`'s c channels, dtype and device"
     _need_tensors(name, x=x)
+    if not x.is_floating_point(): raise TypeError(f"{name}: expected a floating-point input, got {x.dtype}")
     if x.ndim < 2 or x.shape[1] != w.shape[0]:
         raise ValueError(f"{name}: expected an input of shape (n, {w.shape[0]}) or (n, {w.shape[0]}, ...) "
                          f"(channels on axis 1), got {shape_of(x)}")
@@ -54,7 +55,10 @@ def batch_norm_stats(x:Tensor,       # the input, (n, c) or (n, c, ...)
                      eps:float=1e-5, # added to the variance before the square root
                     ) -> tuple:
     "Per-channel `(mean, var, invstd)`, each (c,), over every axis but 1: biased variance, `invstd = 1/sqrt(var + eps)`"
-    var,mean = torch.var_mean(x, _chan_dims(x), correction=0)
+    dims = _chan_dims(x)
+    mean = x.mean(dims)
+    xc = x - _per_chan(mean, x.ndim)                 # centred: the mean of each channel subtracted
+    var = (xc*xc).mean(dims)                         # biased: divided by N, the values per channel
     return mean, var, (var + eps).rsqrt()
 
 # %% ../nbs/09_norm.ipynb #d631928b
@@ -65,17 +69,21 @@ def batch_norm(x:Tensor,      # the input, (n, c) or (n, c, ...)
                invstd:Tensor, # per-channel `1/sqrt(var + eps)`, (c,)
               ) -> Tensor:
     "`(x - mean) * invstd * w + b` per channel (axis 1), the statistics given"
+    check_batch_norm(x, w, 'batch_norm', training=False)
+    for t,what in ((b, 'b'), (mean, 'mean'), (invstd, 'invstd')): _check_stats(t, w.shape, x, what, 'batch_norm')
     c,k = lambda t: _per_chan(t, x.ndim),invstd*w               # k: the per-channel factor
     return torch.addcmul(c(b - mean*k), x, c(k))                # x*k + (b - mean*k): one pass over x
 
 # %% ../nbs/09_norm.ipynb #313229ff
 def _check_stats(t:Tensor, shape:tuple, x:Tensor, what:str, name:str):
-    "Raise a clear error unless the statistic `t` is a tensor of `shape` in `x`'s dtype"
+    "Raise a clear error unless the statistic `t` is a tensor of `shape` in `x`'s dtype, on `x`'s device"
     _need_tensors(name, **{what: t})
     if shape_of(t) != tuple(shape):
         raise ValueError(f"{name}: expected {what} of shape {tuple(shape)} for an input of shape {shape_of(x)}, "
                          f"got {shape_of(t)}")
     if t.dtype != x.dtype: raise TypeError(f"{name}: expected {what} in {x.dtype}, like the input, got {t.dtype}")
+    if t.device != x.device:
+        raise TypeError(f"{name}: expected {what} on {x.device}, like the input, got {t.device}")
 
 def batch_norm_backward(g:Tensor,      # the gradient at the output, `out.g`, the input's shape
                         inp:Tensor,    # the input, (n, c) or (n, c, ...)
@@ -87,7 +95,7 @@ def batch_norm_backward(g:Tensor,      # the gradient at the output, `out.g`, th
     "Gradients `(inp_g, w_g, b_g)` of BatchNorm; `inp_g = w*invstd/N * (N g - sum g - xhat sum(g xhat))` in training"
     check_batch_norm(inp, w, 'batch_norm_backward', training=False)
     for t,what in ((mean, 'mean'), (invstd, 'invstd')): _check_stats(t, w.shape, inp, what, 'batch_norm_backward')
-    _check_g(g, inp.shape, inp.dtype, 'batch_norm_backward')
+    _check_g(g, inp.shape, inp.dtype, 'batch_norm_backward', inp.device)
     dims,c = _chan_dims(inp),lambda t: _per_chan(t, inp.ndim)
     xhat = (inp - c(mean))*c(invstd)
     b_g,w_g = g.sum(dims),(g*xhat).sum(dims)
@@ -103,6 +111,7 @@ def check_layer_norm(x:Tensor, # the input, (..., nf)
                     ):
     "Raise a clear error unless `x` is a floating (..., nf) tensor with `w`'s nf features, dtype and device"
     _need_tensors(name, x=x)
+    if not x.is_floating_point(): raise TypeError(f"{name}: expected a floating-point input, got {x.dtype}")
     if x.ndim < 1 or x.shape[-1] != w.shape[0]:
         raise ValueError(f"{name}: expected an input of shape (..., {w.shape[0]}) (features on the last axis), "
                          f"got {shape_of(x)}")
@@ -124,6 +133,8 @@ def layer_norm(x:Tensor,      # the input, (..., nf)
                invstd:Tensor, # per-row `1/sqrt(var + eps)`, (..., 1)
               ) -> Tensor:
     "`(x - mean) * invstd * w + b`, each row normalised over its features"
+    check_layer_norm(x, w, 'layer_norm'); _check_stats(b, w.shape, x, 'b', 'layer_norm')
+    for t,what in ((mean, 'mean'), (invstd, 'invstd')): _check_stats(t, (*x.shape[:-1], 1), x, what, 'layer_norm')
     return (x - mean)*invstd*w + b
 
 # %% ../nbs/09_norm.ipynb #50106f80
@@ -137,10 +148,11 @@ def layer_norm_backward(g:Tensor,      # the gradient at the output, `out.g`, th
     check_layer_norm(inp, w, 'layer_norm_backward')
     for t,what in ((mean, 'mean'), (invstd, 'invstd')):
         _check_stats(t, (*inp.shape[:-1], 1), inp, what, 'layer_norm_backward')
-    _check_g(g, inp.shape, inp.dtype, 'layer_norm_backward')
+    _check_g(g, inp.shape, inp.dtype, 'layer_norm_backward', inp.device)
     lead = tuple(range(inp.ndim - 1))
     xhat,d = (inp - mean)*invstd,g*w
     inp_g = invstd*(d - d.mean(-1, keepdim=True) - xhat*(d*xhat).mean(-1, keepdim=True))
+    if not lead: return inp_g, g*xhat, g.clone()                # one row (nf,): nothing to sum over
     return inp_g, (g*xhat).sum(lead), g.sum(lead)
 
 # %% ../nbs/09_norm.ipynb #a44e4426
@@ -158,14 +170,20 @@ def dropout_mask(x:Tensor,      # the input the mask is for
                 ) -> Tensor:
     "A boolean keep-mask of `x`'s shape, each value True with probability `1-p` (drawn as `F.dropout` draws it)"
     _check_p(p, 'dropout_mask'); _need_tensors('dropout_mask', x=x)
+    gd = None if generator is None else torch.device(generator.device)
+    if gd is not None and (gd.type, gd.index or 0) != (x.device.type, x.device.index or 0):   # 'cuda' is 'cuda:0'
+        raise TypeError(f"dropout_mask: expected a generator on {x.device}, like the input, got {generator.device}")
     return torch.empty_like(x).bernoulli_(1 - p, generator=generator).bool()
 
 # %% ../nbs/09_norm.ipynb #3a4804c8
 def _check_mask(mask:Tensor, like:Tensor, what:str, name:str):
+    "Raise a clear error unless `mask` is a boolean tensor of `like`'s shape, on its device"
     _need_tensors(name, mask=mask)
     if mask.dtype != torch.bool: raise TypeError(f"{name}: expected a boolean keep-mask, got {mask.dtype}")
     if mask.shape != like.shape:
         raise ValueError(f"{name}: expected a mask of shape {shape_of(like)}, like {what}, got {shape_of(mask)}")
+    if mask.device != like.device:
+        raise TypeError(f"{name}: expected the mask on {like.device}, like {what}, got {mask.device}")
 
 def dropout(x:Tensor,    # the input
             mask:Tensor, # boolean keep-mask of `x`'s shape, from `dropout_mask`
@@ -173,6 +191,7 @@ def dropout(x:Tensor,    # the input
            ) -> Tensor:
     "Inverted dropout with a given mask: `x * mask / (1-p)`"
     _check_p(p, 'dropout'); _need_tensors('dropout', x=x); _check_mask(mask, x, 'the input', 'dropout')
+    if not x.is_floating_point(): raise TypeError(f"dropout: expected a floating-point input, got {x.dtype}")
     return x*mask.to(x.dtype).div_(1 - p)
 
 def dropout_backward(g:Tensor,    # the gradient at the output, `out.g`
@@ -186,8 +205,31 @@ def dropout_backward(g:Tensor,    # the gradient at the output, `out.g`
 
 # %% ../nbs/09_norm.ipynb #29fe543e
 def _check_nf(nf, name:str):
+    "Raise a clear error unless `nf` is an int >= 1"
     if isinstance(nf, bool) or not isinstance(nf, int) or nf < 1:
-        raise ValueError(f"{name}: expected the number of features nf as an integer >= 1, got {nf!r}")
+        raise ValueError(f"{name}: expected the number of features nf as an int >= 1, got {type(nf).__name__} {nf!r}")
+
+def _check_eps(eps, name:str):
+    "Raise a clear error unless `eps` is a number > 0 (with 0, a channel of equal values divides by 0)"
+    if isinstance(eps, bool) or not isinstance(eps, numbers.Real):
+        raise TypeError(f"{name}: expected eps as a number > 0, got {type(eps).__name__}")
+    if not eps > 0: raise ValueError(f"{name}: expected eps > 0, got {eps}")
+
+def _check_momentum(momentum, name:str):
+    "Raise a clear error unless `momentum` is a number in [0, 1]; None (PyTorch's cumulative average) is refused"
+    if momentum is None:
+        raise ValueError(f"{name}: momentum=None (PyTorch's cumulative average of every batch's statistics) is not "
+                         "supported: pass a number in [0, 1], such as PyTorch's default 0.1")
+    if isinstance(momentum, bool) or not isinstance(momentum, numbers.Real):
+        raise TypeError(f"{name}: expected momentum as a number in [0, 1], got {type(momentum).__name__}")
+    if not 0 <= momentum <= 1: raise ValueError(f"{name}: expected momentum in [0, 1], got {momentum}")
+
+def _float_kw(device, dtype, name:str) -> dict:
+    "The parameters' `device` and floating `dtype` (None: PyTorch's default), else a clear error"
+    dtype = dtype or torch.get_default_dtype()
+    if not isinstance(dtype, torch.dtype) or not dtype.is_floating_point:
+        raise TypeError(f"{name}: expected a floating-point dtype for the parameters, got {dtype}")
+    return dict(device=device, dtype=dtype)
 
 class BatchNorm(Module):
     "Batch normalisation over every axis but 1, as `nn.BatchNorm1d`/`2d`: scale `w`, shift `b`, running statistics"
@@ -195,11 +237,9 @@ class BatchNorm(Module):
                  *, eps:float=1e-5,         # added to the variance before the square root
                  momentum:float=0.1,        # how far each training call moves the running statistics, in [0, 1]
                  device=None, dtype=None):  # of the parameters and statistics (default: PyTorch's)
-        _check_nf(nf, 'BatchNorm')
-        if not eps > 0: raise ValueError(f"BatchNorm: expected eps > 0, got {eps}")
-        if not 0 <= momentum <= 1: raise ValueError(f"BatchNorm: expected momentum in [0, 1], got {momentum}")
+        _check_nf(nf, 'BatchNorm'); _check_eps(eps, 'BatchNorm'); _check_momentum(momentum, 'BatchNorm')
         self.eps,self.momentum = eps,momentum
-        kw = dict(device=device, dtype=dtype or torch.get_default_dtype())
+        kw = _float_kw(device, dtype, 'BatchNorm')
         self.w,self.b = torch.ones(nf, **kw),torch.zeros(nf, **kw)
         self.running_mean,self.running_var = torch.zeros(nf, **kw),torch.ones(nf, **kw)
     def forward(self, x):
@@ -229,10 +269,9 @@ class LayerNorm(Module):
     def __init__(self, nf:int,              # features (the last axis of the input)
                  *, eps:float=1e-5,         # added to the variance before the square root
                  device=None, dtype=None):  # of the parameters (default: PyTorch's)
-        _check_nf(nf, 'LayerNorm')
-        if not eps > 0: raise ValueError(f"LayerNorm: expected eps > 0, got {eps}")
+        _check_nf(nf, 'LayerNorm'); _check_eps(eps, 'LayerNorm')
         self.eps = eps
-        kw = dict(device=device, dtype=dtype or torch.get_default_dtype())
+        kw = _float_kw(device, dtype, 'LayerNorm')
         self.w,self.b = torch.ones(nf, **kw),torch.zeros(nf, **kw)
     def forward(self, x):
         check_layer_norm(x, self.w, 'LayerNorm')
@@ -251,7 +290,9 @@ class Dropout(Module):
     def __init__(self, p:float=0.5,         # the probability of zeroing each value, in [0, 1)
                  *, seed:int|None=None):    # seed of the layer's own generator; None: torch's global generator
         _check_p(p, 'Dropout')
-        self.p,self.seed,self.gens = float(p),seed,{}
+        if seed is not None and (isinstance(seed, bool) or not isinstance(seed, numbers.Integral)):
+            raise TypeError(f"Dropout: expected seed as an int or None, got {type(seed).__name__} {seed!r}")
+        self.p,self.seed,self.gens = float(p),None if seed is None else int(seed),{}
     def generator(self, device) -> torch.Generator|None:
         "The layer's own generator on `device` (made at first use, seeded with `seed`), or None when unseeded"
         device = torch.device(device)
@@ -268,7 +309,7 @@ class Dropout(Module):
         return dropout(x, self.state[0], self.p)
     def bwd(self, out, x):
         g,mask = getattr(out, 'g', None),self.state[0]
-        _check_g(g, x.shape, x.dtype, 'Dropout.backward')
+        _check_g(g, x.shape, x.dtype, 'Dropout.backward', x.device)
         add_grad(x, g if mask is None else dropout_backward(g, mask, self.p))
     def __repr__(self): return f"Dropout(p={self.p}" + ('' if self.seed is None else f", seed={self.seed}") + ")"
 
@@ -287,7 +328,10 @@ def var_batch_norm(x:Var,                   # input (n, c) or (n, c, ...)
     "BatchNorm as one engine operation, as `F.batch_norm`; its backward is `batch_norm_backward`"
     x,w,b = _as_var(x),_as_var(w),_as_var(b)
     xd,wd = x.data,w.data
-    check_batch_norm(xd, wd, 'var_batch_norm', training)
+    check_batch_norm(xd, wd, 'var_batch_norm', training); _check_eps(eps, 'var_batch_norm')
+    if training: _check_momentum(momentum, 'var_batch_norm')
+    for t,what in ((running_mean, 'running_mean'), (running_var, 'running_var')):
+        if t is not None: _check_stats(t, wd.shape, xd, what, 'var_batch_norm')
     if training:
         mean,var,invstd = batch_norm_stats(xd, eps)
         if running_mean is not None: running_mean.mul_(1 - momentum).add_(mean, alpha=momentum)
@@ -309,7 +353,7 @@ def var_layer_norm(x:Var,          # input (..., nf)
     "LayerNorm over the last axis as one engine operation; its backward is `layer_norm_backward`"
     x,w,b = _as_var(x),_as_var(w),_as_var(b)
     xd,wd = x.data,w.data
-    check_layer_norm(xd, wd, 'var_layer_norm')
+    check_layer_norm(xd, wd, 'var_layer_norm'); _check_eps(eps, 'var_layer_norm')
     mean,_,invstd = layer_norm_stats(xd, eps)
     return Var.from_op(layer_norm(xd, wd, b.data, mean, invstd), (x, w, b),
                        lambda g: layer_norm_backward(g, xd, wd, mean, invstd), 'layer_norm')
