@@ -1063,8 +1063,8 @@ def _counts_vary(ans, x, p, seed, first):
                                     "many it drops varies from call to call; draw one random number per input")
 
 def _dropout_one(ans, x, out_g, p, seed) -> dict:
-    """Called twice (a new mask each call), beside a layer of the same seed (the same first mask); then the latest
-    call backpropagated with `backward()`, as a Module is used"""
+    """Called twice (a new mask each call), beside a layer of the same seed (the same first mask) and one called nine
+    times (the counts dropped must vary); then the latest call backpropagated with `backward()`, as a Module is used"""
     a,x0 = _dropout_layer(ans, p, seed),x.clone()
     first = _kept(a(x), x, p)
     if not torch.equal(x, x0):
@@ -1072,12 +1072,12 @@ def _dropout_one(ans, x, out_g, p, seed) -> dict:
     if p > 0 and not torch.equal(_kept(_dropout_layer(ans, p, seed)(x), x, p), first):
         raise _Wrong('seed', "two layers made with the same seed drew different masks: draw from a torch.Generator "
                              "seeded with `seed` in __init__")
-    _counts_vary(ans, x, p, seed, first)
     y = a(x)
     kept = _kept(y, x, p)
     if p > 0 and torch.equal(kept, first):
         raise _Wrong('same_mask', "two calls of one layer drew the same mask: draw a new mask at each call (seed the "
                                   "generator once, in __init__)")
+    _counts_vary(ans, x, p, seed, first)
     y.g = out_g
     a.backward()
     xg = _g(x)
