@@ -215,9 +215,10 @@ def _other_shape(p:_Part):
 def _overflow(p:_Part):
     "inf or nan where the reference is finite"
     bad = ~torch.isfinite(p.gf) & torch.isfinite(p.ef)
-    if bad.any():
-        return 'nonfinite', (f"overflows: {p.overflow or 'exp of large inputs gives inf'} "
-                             f"({int(bad.sum())} of {p.g.numel()} values inf or nan where the reference is finite)")
+    if not bad.any(): return None
+    k = f"{int(bad.sum())} of {p.g.numel()} values"
+    if p.overflow: return 'nonfinite', f"overflows: {p.overflow} ({k} inf or nan where the reference is finite)"
+    return 'nonfinite', f"inf or nan where the reference is finite: {k}"      # no exp here to blame
 
 def _within_tolerance(p:_Part):
     "within the tolerance: exact or close, unless the dtype differs"
@@ -959,10 +960,10 @@ def _ln_ref(g, x, w, eps) -> dict:
     _,gs = torch_grads(lambda x, w, b: (F.layer_norm(x, w.shape, w, b, _eps(eps))*g).sum(), x, w, b)
     return dict(zip(('x_g', 'w_g', 'b_g'), gs))
 
-def _ln_like(dims=None, **how):
+def _ln_like(dims=None, eps_given=True, **how):
     "A likely mistake: x_g and w_g of LayerNorm from the one-line backward `_one_line(..., **how)` over `dims(x)`"
     def build(g, x, w, eps):
-        x_g,xh = _one_line(g, x, w, (-1,) if dims is None else dims(x), _eps(eps), **how)
+        x_g,xh = _one_line(g, x, w, (-1,) if dims is None else dims(x), _eps(eps if eps_given else None), **how)
         return {'x_g': x_g, 'w_g': (g*xh).sum(_rows(x))}
     return build
 
@@ -1006,6 +1007,7 @@ _exercise('ln_backward', '09_norm',
         ('no_var_path', _VAR_PATH, _ln_like(terms='m')),
         ('eps', _EPS_OUT, _ln_like(eps_at='outside')),
         ('eps', _EPS_NONE, _ln_like(eps_at='none')),
+        ('eps', "the eps it is given is not used (eps=1e-5 whatever the call says)", _ln_like(eps_given=False)),
     ])
 
 # %% ../nbs/13_exercises.ipynb #536bec0f
@@ -1025,6 +1027,7 @@ def _kept(y, x, p) -> Tensor:
     if y is x: raise _Wrong('aliased', "forward returns its input itself: a layer's output is a tensor of its own "
                                        "(its .g is not the input's); return inp * mask / (1 - p), even for p = 0")
     kept = y.detach() != 0
+    _mask_shape(kept, x, p)
     dropped,tol = 1 - kept.double().mean().item(),8*(p*(1 - p)/x.numel())**.5
     if abs(dropped - p) <= tol: return kept
     if abs(dropped - (1 - p)) <= tol:
@@ -1033,9 +1036,35 @@ def _kept(y, x, p) -> Tensor:
     raise _Wrong('mask_rate', f"forward drops {dropped:.0%} of the inputs, expected about {p:.0%} (p = {p}: the "
                               "probability to drop each one)")
 
+def _same_along(kept) -> tuple:
+    "The axes (of size > 1) along which a mask is the same everywhere, as a mask drawn smaller and broadcast is"
+    return tuple(d for d in range(kept.ndim)
+                 if kept.shape[d] > 1 and torch.equal(kept, kept.narrow(d, 0, 1).expand_as(kept)))
+
+def _mask_shape(kept, x, p):
+    """Wrong if a mask that keeps some inputs and drops others is the same along an axis (whole rows, channels or
+    features dropped together); a right mask is so by chance less than once in 1e100 on the checker's inputs"""
+    axes = _same_along(kept) if p > 0 and kept.any() and not kept.all() else ()
+    if axes:
+        drawn = tuple(1 if d in axes else s for d,s in enumerate(x.shape))
+        raise _Wrong('mask_shape', f"forward's mask is the same along axis {', '.join(map(str, axes))} of x "
+                                   f"{shape_of(x)}, as a mask drawn of shape {drawn} and broadcast: dropout keeps or "
+                                   "drops each input on its own; draw a mask of x's shape")
+
+def _counts_vary(ans, x, p, seed, first):
+    """Wrong if ten masks (the first call's, and nine calls of another layer) all drop the same number of inputs: a
+    right answer's count is binomial, and ten equal counts happen less than once in 1e15 on the checker's inputs"""
+    if p == 0: return
+    c = _dropout_layer(ans, p, seed + 1)
+    counts = {int((~first).sum())} | {int((~_kept(c(x), x, p)).sum()) for _ in range(9)}
+    if len(counts) == 1:
+        raise _Wrong('exact_count', f"forward drops exactly {counts.pop()} of {x.numel()} inputs at every call (10 "
+                                    "calls): dropout keeps or drops each input on its own with probability p, so how "
+                                    "many it drops varies from call to call; draw one random number per input")
+
 def _dropout_one(ans, x, out_g, p, seed) -> dict:
-    """Called twice (a new mask each call), beside a layer of the same seed (the same first mask); then the latest
-    call backpropagated with `backward()`, as a Module is used"""
+    """Called twice (a new mask each call), beside a layer of the same seed (the same first mask) and one called nine
+    times (the counts dropped must vary); then the latest call backpropagated with `backward()`, as a Module is used"""
     a,x0 = _dropout_layer(ans, p, seed),x.clone()
     first = _kept(a(x), x, p)
     if not torch.equal(x, x0):
@@ -1048,6 +1077,7 @@ def _dropout_one(ans, x, out_g, p, seed) -> dict:
     if p > 0 and torch.equal(kept, first):
         raise _Wrong('same_mask', "two calls of one layer drew the same mask: draw a new mask at each call (seed the "
                                   "generator once, in __init__)")
+    _counts_vary(ans, x, p, seed, first)
     y.g = out_g
     a.backward()
     xg = _g(x)
@@ -1110,7 +1140,13 @@ _exercise('MyDropout', '09_norm',
                      "forward's own factor", _with_mask(lambda out_g, kept, **_: {'inp.g': out_g*kept})),
         ('no_out_g', "backward: not multiplied by out.g (the chain rule)",
          _with_mask(lambda out_g, kept, p, **_: {'inp.g': (kept/(1 - p)).to(out_g.dtype)})),
-        ('fresh_mask', "backward drew a new mask: it must reuse the forward's (keep the mask on self in forward)",
+        ('no_mask', "backward: the mask is not applied: the gradient is out.g × mask / (1 - p), 0 where forward "
+                    "dropped the input", _with_mask(lambda out_g, p, **_: {'inp.g': out_g/(1 - p)})),
+        ('mask_inverted', "backward: the mask is inverted: the gradient flows where forward dropped the input and "
+                          "stops where it kept it",
+         _with_mask(lambda out_g, kept, p, **_: {'inp.g': out_g*~kept/(1 - p)})),
+        ('fresh_mask', "backward used another mask than this call's forward (a new draw, or an earlier call's): keep "
+                       "the mask on self in forward and reuse it",
          lambda out_g, p, fan_out, _gkept=None, **_: {} if _gkept is None else {'inp.g': out_g*_gkept/(1 - p)}),
         ('overwrites', "inp.g is assigned, not added to: an input used by two layers gets the sum of their gradients "
                        "(add_grad)", _with_mask(lambda out_g, kept, p, **_: {'inp.g': out_g*kept/(1 - p)}, True)),
