@@ -5,7 +5,7 @@
 # %% ../nbs/11_cnn.ipynb #612b0ef6
 from __future__ import annotations
 import math
-import torch, torch.nn as nn, torch.nn.functional as F
+import torch, torch.nn as nn
 from torch import Tensor
 from .core import shape_of
 from .forward import _need_tensors
@@ -31,11 +31,14 @@ class Reshape(Module):
             raise ValueError(f"Reshape: expected the shape as positive whole numbers, e.g. Reshape(1, 28, 28), "
                              f"got {shape}")
         self.shape = shape
-    def forward(self, inp):
-        _need_tensors('Reshape', inp=inp)
+    def check(self, inp):
+        "A `ValueError` unless `inp` is rows of as many values as `shape` holds, naming both shapes"
         m = math.prod(self.shape)
         if inp.ndim != 2 or inp.shape[1] != m:
             raise ValueError(f"Reshape{self.shape}: expected rows of {m} values, (n, {m}), got {shape_of(inp)}")
+    def forward(self, inp):
+        _need_tensors('Reshape', inp=inp)
+        self.check(inp)
         return inp.reshape(len(inp), *self.shape)
     def bwd(self, out, inp):
         g = getattr(out, 'g', None)
@@ -55,8 +58,8 @@ def cnn(seed:int=0,            # seed of every weight
         inp_grad:bool=False,   # the first convolution also computes the images' gradient (training never needs it)
        ) -> Sequential:
     "The lesson's CNN on rows of 784 pixels: 2 × (3×3 conv, BatchNorm, ReLU, 2×2 max-pool), 16 then 32 channels; linear"
-    if isinstance(seed, bool) or not isinstance(seed, int) or seed < 0:
-        raise ValueError(f"cnn: expected a seed as a whole number >= 0, got {seed!r}")
+    if isinstance(seed, bool) or not isinstance(seed, int) or not 0 <= seed < 2**64:
+        raise ValueError(f"cnn: expected a seed as a whole number in 0..2**64-1, got {seed!r}")
     s1,s2,s3 = torch.randint(2**62, (3,), generator=torch.Generator().manual_seed(seed)).tolist()
     kw = dict(dtype=dtype, device=device)
     w1,b1 = init_conv(1, 16, 3, seed=s1, **kw)
@@ -94,6 +97,9 @@ _TORCH_LAYERS = {Reshape: lambda l: nn.Unflatten(1, l.shape), Conv2d: _torch_con
 def torch_cnn(model:Sequential, # a `cnn` (a `Sequential` of Reshape, Conv2d, BatchNorm, ReLU, MaxPool2d, Flatten, Lin)
              ) -> nn.Sequential:
     "The same net as `model` in idiomatic PyTorch modules, its weights and running statistics copies of `model`'s"
+    if not isinstance(model, Sequential):
+        raise TypeError(f"torch_cnn: expected a minibp Sequential such as cnn(), "
+                            f"got {type(model).__module__}.{type(model).__qualname__}")
     bad = [type(l).__name__ for l in model.layers if type(l) not in _TORCH_LAYERS]
     if bad: raise TypeError(f"torch_cnn: expected layers among {', '.join(t.__name__ for t in _TORCH_LAYERS)}, "
                             f"got {', '.join(bad)}")
@@ -110,10 +116,12 @@ def random_shift(xb:Tensor,                  # a batch of rows of 784 pixels, (n
         raise ValueError(f"random_shift: expected rows of 784 pixels, (n, 784), got {shape_of(xb)}")
     if isinstance(max_shift, bool) or not isinstance(max_shift, int) or not 0 <= max_shift < 28:
         raise ValueError(f"random_shift: expected max_shift as a whole number in 0..27, got {max_shift!r}")
+    if not isinstance(generator, torch.Generator):
+        raise TypeError(f"random_shift: expected generator as a torch.Generator, got {type(generator).__name__}")
     n,m,dev = len(xb),max_shift,xb.device
     img = xb.reshape(n, 28, 28)
-    bg = img.amin(dim=(1, 2), keepdim=True)                            # each image's background
-    padded = F.pad(img - bg, (m, m, m, m)) + bg                        # (n, 28+2m, 28+2m), background all round
+    padded = img.amin(dim=(1, 2), keepdim=True).repeat(1, 28 + 2*m, 28 + 2*m)  # each image's background all round
+    padded[:, m:m+28, m:m+28] = img                                    # (n, 28+2m, 28+2m): the pixels, unchanged
     d = torch.randint(0, 2*m + 1, (2, n, 1), generator=generator, device=generator.device).to(dev)
     r = torch.arange(28, device=dev)
     rows,cols = (d[0] + r)[:, :, None],(d[1] + r)[:, None, :]          # each image's window, (n, 28, 1), (n, 1, 28)
@@ -125,7 +133,9 @@ CNN_DEFAULTS = dict(epochs=10, bs=64, lr=0.1, momentum=0.9, wd=5e-4, augment=ran
 # %% ../nbs/11_cnn.ipynb #a22886a1
 def _var_layer(l:Module, x:Var, p:dict, training:bool) -> Var:
     "Layer `l` of a `cnn` as an engine operation on `x`; `p` maps each weight tensor's id to its `Var`"
-    if isinstance(l, Reshape): return reshape(x, len(x.data), *l.shape)
+    if isinstance(l, Reshape):
+        l.check(x.data)
+        return reshape(x, len(x.data), *l.shape)
     if isinstance(l, Flatten): return reshape(x, len(x.data), -1)
     if isinstance(l, Conv2d): return var_conv2d(x, p[id(l.w)], p[id(l.b)], l.stride, l.padding)
     if isinstance(l, BatchNorm):
@@ -152,6 +162,9 @@ class EngineModelStep:
     uses_autograd = False
     def __init__(self, model:Sequential,   # a `cnn`; its weights are trained in place
                  lr:float, momentum:float=0.9, wd:float=0.):
+        if not isinstance(model, Sequential):
+            raise TypeError(f"EngineModelStep: expected a minibp Sequential such as cnn(), "
+                            f"got {type(model).__module__}.{type(model).__qualname__}")
         self.model,self.params = model,model.parameters()
         self.vars = {id(t): Var(t, requires_grad=True) for t in self.params}     # the same memory as the weights
         self.opt = SGD(self.params, lr, momentum, wd)
