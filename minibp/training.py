@@ -71,6 +71,10 @@ class SGD:
                  momentum:float=0.9,       # momentum, mu
                  wd:float=0.,              # weight decay, lambda
                 ):
+        for name,v in (('lr', lr), ('momentum', momentum), ('wd', wd)):     # as torch.optim.SGD refuses them
+            if isinstance(v, bool) or not isinstance(v, (int, float)):
+                raise TypeError(f"SGD: expected {name} as a number, got {type(v).__name__}")
+            if v < 0: raise ValueError(f"SGD: expected {name} of at least 0, got {v}")
         self.params,self.lr,self.momentum,self.wd = list(params),lr,momentum,wd
         self.bufs = [torch.zeros_like(p) for p in self.params]
     def step(self):
