@@ -91,6 +91,13 @@ def check_conv(x:Tensor,            # images, (n, c_in, h, w)
                          f"x {shape_of(x)} padded by {padding}, ({hp}, {wp})")
     _one_kind(name, x=x, w=w, **({} if b is None else dict(b=b)))
 
+def _check_backward(g, inp:Tensor, w:Tensor, stride, padding, inp_grad, name:str):
+    "The checks of every form of `conv2d_backward`: the shapes, `g` of the output's shape, a bool `inp_grad`"
+    check_conv(inp, w, None, stride, padding, name)
+    _check_grad(g, conv_out_shape(inp, w, stride, padding), inp, name)
+    _bool_arg(inp_grad, name, 'inp_grad')
+
+
 # %% ../nbs/10_conv.ipynb #7a000006
 def conv2d_loops(x:Tensor,      # images, (n, c_in, h, w)
                  w:Tensor,      # kernels, (c_out, c_in, kh, kw)
@@ -160,9 +167,7 @@ def conv2d_backward_loops(g:Tensor,           # the gradient at the output, (n, 
                           inp_grad:bool=True, # also compute the input's gradient?
                          ) -> tuple:
     "`conv2d_backward` by a loop over output positions: `lin_backward` on each position's patches, summed"
-    check_conv(inp, w, None, stride, padding, 'conv2d_backward_loops')
-    _check_grad(g, conv_out_shape(inp, w, stride, padding), inp, 'conv2d_backward_loops')
-    _bool_arg(inp_grad, 'conv2d_backward_loops', 'inp_grad')
+    _check_backward(g, inp, w, stride, padding, inp_grad, 'conv2d_backward_loops')
     (n,ci,h,wd),(co,_,kh,kw) = inp.shape,w.shape
     xp = F.pad(inp, (padding,)*4)
     xp_g,w_g = torch.zeros_like(xp),torch.zeros_like(w)
@@ -206,9 +211,7 @@ def conv2d_backward_im2col(g:Tensor,           # the gradient at the output, (n,
                            inp_grad:bool=True, # also compute the input's gradient?
                           ) -> tuple:
     "`conv2d_backward` in the unfolded form: `w_g = sum_n g @ cols.T`, `inp_g = col2im(W.T @ g)`, `b_g = g` summed"
-    check_conv(inp, w, None, stride, padding, 'conv2d_backward_im2col')
-    _check_grad(g, conv_out_shape(inp, w, stride, padding), inp, 'conv2d_backward_im2col')
-    _bool_arg(inp_grad, 'conv2d_backward_im2col', 'inp_grad')
+    _check_backward(g, inp, w, stride, padding, inp_grad, 'conv2d_backward_im2col')
     co,(kh,kw) = g.shape[1],w.shape[2:]
     cols,g_ = im2col(inp, kh, kw, stride, padding),g.flatten(2)                  # (n, c_in*kh*kw, L), (n, c_out, L)
     w_g = (g_ @ cols.transpose(1, 2)).sum(0).view(w.shape)                      # the patches times the output gradient
@@ -251,9 +254,7 @@ def conv2d_backward(g:Tensor,           # the gradient at the output, `out.g`, (
                     inp_grad:bool=True, # also compute the input's gradient? (training does not need the images')
                    ) -> tuple:
     "Gradients `(inp_g or None, w_g, b_g)` of `out = conv2d(inp, w, b, stride, padding)`, from the output's `g`"
-    check_conv(inp, w, None, stride, padding, 'conv2d_backward')
-    _check_grad(g, conv_out_shape(inp, w, stride, padding), inp, 'conv2d_backward')
-    _bool_arg(inp_grad, 'conv2d_backward', 'inp_grad')
+    _check_backward(g, inp, w, stride, padding, inp_grad, 'conv2d_backward')
     inp_g = _input_grad(g, inp, w, stride, padding) if inp_grad else None
     return inp_g, _weight_grad(g, inp, w, stride, padding), g.sum((0, 2, 3))
 
