@@ -272,7 +272,8 @@ def matmul(a:Var, b) -> Var:
     if not isinstance(b, Var): raise TypeError("@: expected a Var or a tensor on the right, got a number")
     x,w = a.data,b.data
     _check_matmul(x, w, '@')
-    return Var.from_op(x @ w, (a, b), lambda g: lin_backward(g, x, w, inp_grad=a.requires_grad)[:2], '@')
+    need = a.requires_grad                              # the closure keeps the flag, not the `Var` `a`
+    return Var.from_op(x @ w, (a, b), lambda g: lin_backward(g, x, w, inp_grad=need)[:2], '@')
 
 Var.__matmul__ = matmul
 
@@ -283,9 +284,8 @@ def lin(x:Var,  # inputs (n, m)
        ) -> Var:
     "A linear layer `x @ w + b` as one operation: the lesson's `lin` forward and `lin_backward`"
     x,w,b = (v if isinstance(v, Var) else Var(v) for v in (x, w, b))
-    xd,wd = x.data,w.data
-    return Var.from_op(fwd.lin(xd, wd, b.data), (x, w, b), lambda g: lin_backward(g, xd, wd, inp_grad=x.requires_grad),
-                       'lin')
+    xd,wd,need = x.data,w.data,x.requires_grad          # the closure keeps tensors and a flag, not the `Var` `x`
+    return Var.from_op(fwd.lin(xd, wd, b.data), (x, w, b), lambda g: lin_backward(g, xd, wd, inp_grad=need), 'lin')
 
 # %% ../nbs/08_engine.ipynb #2b117ff3
 def relu(x:Var) -> Var:

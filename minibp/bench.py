@@ -9,7 +9,7 @@ from functools import cache, partial
 from pathlib import Path
 import torch, torch.nn.functional as F
 from fastcore.script import call_parse
-from .core import write_atomic, UsageError, user_errors
+from .core import write_atomic, UsageError, user_errors, as_device
 from .forward import lin, mlp, mse, init_mlp
 from .backward import mse_grad, lin_grad
 from .layers import Model, Mse
@@ -17,7 +17,7 @@ from .cross_entropy import cross_entropy, cross_entropy_grad, CrossEntropy, loss
 from .training import (HandStep, AutogradStep, BatchSampler, relu_, relu_grad_, FastRelu, DEFAULTS,
                              check_device, ModelStep, TorchStep)
 from .autograd import Var, engine_pass, EngineStep
-from .conv import Conv2d, MaxPool2d
+from .conv import Conv2d, MaxPool2d, init_conv
 from .cnn import cnn, CNN_DEFAULTS, torch_cnn
 
 # %% auto #0
@@ -47,11 +47,12 @@ def make_inputs(n:int,          # rows
                 device=None,    # where the tensors go (drawn on the CPU first, so every device gets the same numbers)
                ) -> tuple:
     "Random inputs `x` (n, m), targets and weights `[w1, b1, w2, b2]` (`init_mlp`'s, with biases of std 0.1)"
-    g = torch.Generator().manual_seed(seed)
-    x = torch.randn(n, m, generator=g, dtype=dtype)
-    y = torch.randn(n, generator=g, dtype=dtype) if loss_kind(c) == 'mse' else torch.randint(0, c, (n,), generator=g)
-    ps = init_mlp(m, h, c, seed=seed, dtype=dtype, bias_std=0.1)
-    return x.to(device), y.to(device), [p.to(device) for p in ps]
+    g,cpu,device = torch.Generator().manual_seed(seed),dict(device='cpu'),as_device(device)   # None: PyTorch's default
+    x = torch.randn(n, m, generator=g, dtype=dtype, **cpu)
+    mse = loss_kind(c) == 'mse'
+    y = torch.randn(n, generator=g, dtype=dtype, **cpu) if mse else torch.randint(0, c, (n,), generator=g, **cpu)
+    ps = init_mlp(m, h, c, seed=seed, dtype=dtype, device=device, bias_std=0.1)        # seeded: the same numbers there
+    return x.to(device), y.to(device), list(ps)
 
 # %% ../nbs/12_performance.ipynb #642932e9
 def pass_flops(n:int,           # rows
@@ -381,13 +382,13 @@ def make_layer_inputs(spec:dict,            # one of `layer_specs`
                       device=None,          # where the tensors go (drawn on the CPU first)
                      ) -> dict:
     "Random input `x` (n, c, h, w), upstream gradient `g` of the output's shape and, for a convolution, `w` and `b`"
-    gen = torch.Generator().manual_seed(seed)
-    rnd = lambda *s: torch.randn(*s, generator=gen, dtype=dtype)
+    gen,device = torch.Generator().manual_seed(seed),as_device(device)               # None: PyTorch's default
+    rnd = lambda *s: torch.randn(*s, generator=gen, dtype=dtype, device='cpu').to(device)
     t = dict(x=rnd(n, *spec['shape']), g=rnd(*_out_shape(spec, n)))
-    if spec['kind'] == 'conv':
-        c_in,(kh,kw) = spec['shape'][0],spec['kernel']
-        t |= dict(w=rnd(spec['c_out'], c_in, kh, kw)*(2/(c_in*kh*kw))**0.5, b=rnd(spec['c_out'])*0.1)
-    return {k: v.to(device) for k,v in t.items()}
+    if spec['kind'] == 'conv':              # `init_conv`'s Kaiming weights, biases of std 0.1
+        t |= dict(zip('wb', init_conv(spec['shape'][0], spec['c_out'], *spec['kernel'], seed=seed, dtype=dtype,
+                                      device=device, bias_std=0.1)))
+    return t
 
 # %% ../nbs/12_performance.ipynb #c0a1b2cf
 def _hand_layer(t, s):

@@ -7,7 +7,7 @@ from __future__ import annotations
 import math
 import torch, torch.nn as nn
 from torch import Tensor
-from .core import shape_of
+from .core import shape_of, as_device
 from .forward import _need_tensors
 from .backward import _check_g
 from .layers import Module, Sequential, Lin, Relu, add_grad
@@ -60,11 +60,12 @@ def cnn(seed:int=0,            # seed of every weight
     "The lesson's CNN on rows of 784 pixels: 2 × (3×3 conv, BatchNorm, ReLU, 2×2 max-pool), 16 then 32 channels; linear"
     if isinstance(seed, bool) or not isinstance(seed, int) or not 0 <= seed < 2**64:
         raise ValueError(f"cnn: expected a seed as a whole number in 0..2**64-1, got {seed!r}")
-    s1,s2,s3 = torch.randint(2**62, (3,), generator=torch.Generator().manual_seed(seed)).tolist()
-    kw = dict(dtype=dtype, device=device)
+    s1,s2,s3 = torch.randint(2**62, (3,), generator=torch.Generator().manual_seed(seed), device='cpu').tolist()
+    kw = dict(dtype=dtype, device=as_device(device))      # None: PyTorch's default device, for every tensor
     w1,b1 = init_conv(1, 16, 3, seed=s1, **kw)
     w2,b2 = init_conv(16, 32, 3, seed=s2, **kw)
-    w3 = torch.randn(32*7*7, 10, generator=torch.Generator().manual_seed(s3), dtype=dtype).to(device)
+    g3 = torch.Generator().manual_seed(s3)                          # on the CPU: the same numbers on any device
+    w3 = torch.randn(32*7*7, 10, generator=g3, dtype=dtype, device='cpu').to(kw['device'])
     w3 /= math.sqrt(3*32*7*7)                                       # as small as nn.Linear's (below)
     return Sequential(Reshape(1, 28, 28),
                       Conv2d(w1, b1, padding=1, inp_grad=inp_grad), BatchNorm(16, **kw), Relu(), MaxPool2d(2),

@@ -8,7 +8,7 @@ import math, numbers, time
 import torch
 import torch.nn.functional as F
 from torch import Tensor
-from .core import shape_of
+from .core import shape_of, as_device
 from .forward import _need_tensors
 from .backward import _check_g
 from .layers import Module, add_grad
@@ -295,6 +295,7 @@ def init_conv(c_in:int,             # input channels
         raise TypeError(f"init_conv: expected dtype a floating torch dtype (torch.float32, ...), got {dtype!r}")
     if isinstance(bias_std, bool) or not isinstance(bias_std, numbers.Real):
         raise TypeError(f"init_conv: expected bias_std as a number, got {type(bias_std).__name__} {bias_std!r}")
+    device = as_device(device)       # named: seeded numbers drawn on the CPU move there, with the bias
     if seed is None: g,dev = None,device
     else: g,dev = torch.Generator().manual_seed(seed),'cpu'   # seeded: drawn on the CPU, the same numbers on any device
     rand = lambda *s: torch.randn(*s, generator=g, dtype=dtype, device=dev).to(device)
@@ -457,10 +458,10 @@ def var_conv2d(x:Var,        # images, (n, c_in, h, w) (a tensor is made a const
     "`conv2d` as one engine operation, with `conv2d_backward` as its backward (no input gradient unless `x` needs one)"
     if b is None: _need_bias(b, 'var_conv2d')
     x,w,b = (v if isinstance(v, Var) else Var(v) for v in (x, w, b))
-    xd,wd = x.data,w.data
+    xd,wd,need = x.data,w.data,x.requires_grad          # the closure keeps tensors and a flag, not the `Var` `x`
     check_conv(xd, wd, b.data, stride, padding, 'var_conv2d')
     return Var.from_op(conv2d(xd, wd, b.data, stride, padding), (x, w, b),
-                       lambda g: conv2d_backward(g, xd, wd, stride, padding, inp_grad=x.requires_grad), 'conv2d')
+                       lambda g: conv2d_backward(g, xd, wd, stride, padding, inp_grad=need), 'conv2d')
 
 # %% ../nbs/10_conv.ipynb #5c0a1e47
 def var_max_pool2d(x:Var, # images, (n, c, h, w)
@@ -517,10 +518,10 @@ def conv_pass_times(n:int,             # images in the batch
                     device=None,       # where to run (None: the CPU)
                    ) -> dict:
     "Seconds for one forward+backward pass of a k×k convolution layer in each form; the loops extrapolated from slices"
-    gen = torch.Generator().manual_seed(0)
-    x = torch.randn(n, c_in, size, size, generator=gen).to(device)
+    gen,device = torch.Generator().manual_seed(0),as_device(device or 'cpu')     # drawn on the CPU, then moved
+    x = torch.randn(n, c_in, size, size, generator=gen, device='cpu').to(device)
     w,b = init_conv(c_in, c_out, k, seed=0, device=device)
-    g = torch.randn(n, c_out, size, size, generator=gen).to(device)
+    g = torch.randn(n, c_out, size, size, generator=gen, device='cpu').to(device)
     sync = (lambda: torch.cuda.synchronize(x.device)) if x.is_cuda else (lambda: None)
     res = _fastest({f: _conv_pass(f, x, w, b, g, inp_grad, k//2) for f in forms if f != 'loops'}, rounds, sync)
     if 'loops' in forms:

@@ -10,7 +10,7 @@ import torch
 from torch import Tensor
 
 # %% auto #0
-__all__ = ['write_atomic', 'shape_of', 'torch_grads', 'UsageError', 'user_errors', 'run_command']
+__all__ = ['write_atomic', 'shape_of', 'as_device', 'torch_grads', 'UsageError', 'user_errors', 'run_command']
 
 # %% ../nbs/16_core.ipynb #db217e25
 def _new_file_mode() -> int:
@@ -35,6 +35,12 @@ def shape_of(t:Tensor, # any tensor (or object with a `.shape`)
             ) -> tuple:
     "The shape of `t` as a plain tuple, for error messages"
     return tuple(t.shape)
+
+# %% ../nbs/16_core.ipynb #4be7071a
+def as_device(device=None, # a device, its name ('cpu', 'cuda:1', ...), or None
+             ) -> torch.device:
+    "`device` as a `torch.device`; None: the one `torch.zeros(0)` would use (PyTorch's default, or a `with` block's)"
+    return torch.empty(0).device if device is None else torch.device(device)
 
 # %% ../nbs/16_core.ipynb #cc087fd4
 def torch_grads(f,              # a function of the tensors `ts` that returns a scalar tensor

@@ -7,7 +7,7 @@ from __future__ import annotations
 import math
 import torch
 from torch import Tensor
-from .core import shape_of
+from .core import shape_of, as_device
 
 # %% auto #0
 __all__ = ['PARAM_NAMES', 'check_lin', 'lin', 'relu', 'mlp', 'check_mse', 'mse', 'layer_stats', 'normalize', 'init_mlp']
@@ -131,6 +131,7 @@ def init_mlp(n_in:int,              # inputs per row, m
     for name,k in (('n_in', n_in), ('n_hidden', n_hidden), ('n_out', n_out)):
         if isinstance(k, bool) or not isinstance(k, int) or k < 1:
             raise ValueError(f"init_mlp: expected {name} as a whole number of at least 1, got {k!r}")
+    device = as_device(device)       # named: seeded numbers drawn on the CPU move there, with the biases
     if seed is None: g,dev = None,device
     else: g,dev = torch.Generator().manual_seed(seed),'cpu'   # seeded: drawn on the CPU, the same numbers on any device
     rand = lambda *s: torch.randn(*s, generator=g, dtype=dtype, device=dev).to(device)

@@ -7,7 +7,7 @@ from __future__ import annotations
 import math, numbers
 import torch
 from torch import Tensor
-from .core import shape_of
+from .core import shape_of, as_device
 from .forward import _need_tensors
 from .backward import _check_g
 from .layers import Module, Sequential, Lin, Relu, add_grad
@@ -381,13 +381,14 @@ def bn_mlp(seed:int=0,           # seed of the weights and of the dropout masks
            p:float=0.1,          # dropout probability after each hidden layer (0: no dropout layers)
           ) -> Sequential:
     "An MLP on (n, 784) normalised rows: each hidden layer Lin, BatchNorm, Relu, Dropout; a last Lin; `CrossEntropy`"
-    _check_p(p, 'bn_mlp')
+    _check_p(p, 'bn_mlp'); device = as_device(device)     # None: PyTorch's default device, for every tensor
     g = torch.Generator().manual_seed(seed)                  # drawn on the CPU: the same weights on any device
     layers,n = [],len(sizes) - 1
     for i,(m,k) in enumerate(zip(sizes[:-1], sizes[1:])):
-        w = torch.randn(m, k, generator=g, dtype=dtype)*math.sqrt((1 if i == n - 1 else 2)/m)   # LeCun last, Kaiming
+        w = torch.randn(m, k, generator=g, dtype=dtype, device='cpu')      # on the CPU, as `g`, then moved
+        w *= math.sqrt((1 if i == n - 1 else 2)/m)                          # LeCun last, Kaiming
         layers.append(Lin(w.to(device), torch.zeros(k, dtype=dtype, device=device), inp_grad=i > 0))
         if i == n - 1: break
         layers += [BatchNorm(k, dtype=dtype, device=device), Relu()]
-        if p: layers.append(Dropout(p, seed=int(torch.randint(2**62, (1,), generator=g))))
+        if p: layers.append(Dropout(p, seed=int(torch.randint(2**62, (1,), generator=g, device='cpu'))))
     return Sequential(*layers, loss=CrossEntropy())
