@@ -121,6 +121,7 @@ def mul(a:Var, b) -> Var:
 
 Var.__add__ = Var.__radd__ = add
 Var.__mul__ = Var.__rmul__ = mul
+Var.__array_ufunc__ = None    # numpy on the left (`np.float64(2)*v`) hands the operation to Var, as to a torch Tensor
 
 # %% ../nbs/08_engine.ipynb #a99551d7
 def unbroadcast(g:Tensor,   # a gradient with the shape of a broadcast result
@@ -289,8 +290,8 @@ def lin(x:Var,  # inputs (n, m)
 
 # %% ../nbs/08_engine.ipynb #2b117ff3
 def relu(x:Var) -> Var:
-    "`max(x, 0)`, with `relu_backward` as its backward: where the output is positive is where the input was"
-    out = x.data.clamp_min(0.)
+    "The lesson's `relu` forward, with `relu_backward` as its backward: where the output is positive, the input was"
+    out = fwd.relu(x.data)
     return Var.from_op(out, (x,), lambda g: (relu_backward(g, out),), 'relu')
 
 def exp(x:Var) -> Var:

@@ -51,8 +51,9 @@ def lin(x:Tensor, # rows of inputs, (n, m)
 # %% ../nbs/01_forward.ipynb #8013c647
 def relu(x:Tensor, # any tensor
         ) -> Tensor:
-    "Rectified linear unit: `max(x, 0)` elementwise, as a new tensor of `x`'s dtype; a TypeError unless `x` is a tensor"
+    "Rectified linear unit: `max(x, 0)` elementwise, as a new tensor of `x`'s dtype; TypeError unless a numeric tensor"
     _need_tensors('relu', x=x)
+    if x.dtype == torch.bool: raise TypeError("relu: expected a numeric tensor, got a bool one (as torch.relu)")
     return x.clamp_min(0)
 
 # %% ../nbs/01_forward.ipynb #8138fd68
