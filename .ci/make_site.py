@@ -328,6 +328,8 @@ def main(argv=None) -> int:
     ap.add_argument('--check', action='store_true', help='then open every page in headless Chromium')
     ap.add_argument('--screenshots', help="with --check: a folder for each page's screenshot")
     a = ap.parse_args(argv)
+    if a.check and not find_chromium():        # before building: the build takes a while
+        ap.error("--check needs Chromium: install Debian's chromium package, or set $CHROMIUM to a Chromium program")
     built = build_site(a.nbs, a.out, a.execute)
     print(f"{len(built)} pages written to {a.out}/ (open {a.out}/index.html)")
     if not a.check: return 0
