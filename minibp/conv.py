@@ -338,6 +338,10 @@ def _check_idx(idx, g:Tensor, inp:Tensor):
     if shape_of(idx) != shape_of(g) or idx.dtype != torch.int64 or idx.device != inp.device:
         raise ValueError(f"max_pool2d_backward: expected idx of shape {shape_of(g)}, one per window, int64 on "
                          f"{inp.device}, got {shape_of(idx)}, {idx.dtype} on {idx.device}")
+    hw = inp.shape[2]*inp.shape[3]
+    if idx.numel() and not idx.is_meta and bool(((idx < 0) | (idx >= hw)).any()):     # a meta tensor has no values
+        raise ValueError(f"max_pool2d_backward: expected idx in 0..{hw - 1}, flat positions in an image of "
+                         f"{tuple(inp.shape[2:])}, got values from {idx.min().item()} to {idx.max().item()}")
 
 def max_pool2d_backward(g:Tensor,   # the gradient at the output, (n, c, h//k, w//k)
                         inp:Tensor, # the input, (n, c, h, w)
@@ -430,7 +434,9 @@ class AvgPool2d(Module):
     "Average-pooling over k×k windows at stride k as a layer; backward adds `avg_pool2d_backward`"
     def __init__(self, k:int, # window size and stride
                 ): self.k = _int_arg(k, 'AvgPool2d', 'k', 1)
-    def forward(self, inp): return avg_pool2d(inp, self.k)
+    def forward(self, inp):
+        _check_pool(inp, self.k, 'AvgPool2d')                   # errors name the layer, as MaxPool2d's
+        return avg_pool2d(inp, self.k)
     def bwd(self, out, inp): add_grad(inp, avg_pool2d_backward(getattr(out, 'g', None), inp, self.k))
     def __repr__(self): return f"AvgPool2d({self.k})"
 
@@ -480,6 +486,7 @@ def var_avg_pool2d(x:Var, # images, (n, c, h, w)
     "`avg_pool2d` as one engine operation, with `avg_pool2d_backward` as its backward"
     x = x if isinstance(x, Var) else Var(x)
     xd = x.data
+    _check_pool(xd, k, 'var_avg_pool2d')
     return Var.from_op(avg_pool2d(xd, k), (x,), lambda g: (avg_pool2d_backward(g, xd, k),), 'avg_pool2d')
 
 # %% ../nbs/10_conv.ipynb #7a000051
