@@ -4,7 +4,7 @@
 
 # %% ../nbs/07_training.ipynb #eaf3645c
 from __future__ import annotations
-import math, os, sys, time
+import copy, math, os, sys, time
 from contextlib import contextmanager
 from pathlib import Path
 from typing import NamedTuple
@@ -349,6 +349,26 @@ def _augment_gen(augment, x:Tensor, seed:int):
                         f"got {type(augment).__name__}")
     return torch.Generator(device=x.device).manual_seed(seed)
 
+def _forward_rows(m, x:Tensor):
+    "A training-mode forward pass of a copy of the model `m` (a `Sequential`'s layers, or a torch module) on `x`"
+    m = copy.deepcopy(m).train()
+    with torch.no_grad():
+        if not isinstance(m, Sequential): return m(x)
+        for l in m.layers: x = l(x)
+
+def _check_one_row(stepper, x:Tensor, bs:int):
+    """A `UsageError` before training where `bs` makes a batch of one row (bs=1, or a last batch of one row) that the
+    stepper's model refuses in training (BatchNorm on (n, c) rows: one value per channel), while it takes two rows"""
+    n,m = len(x),getattr(stepper, 'model', getattr(stepper, 'module', None))
+    if not (bs == 1 or n % bs == 1) or not isinstance(m, (Sequential, torch.nn.Module)) or n < 2: return
+    try: _forward_rows(m, x[:1])
+    except ValueError as e:
+        try: _forward_rows(m, x[:2])
+        except ValueError: return                          # refused whatever the rows: the first batch says why
+        which = 'every batch' if bs == 1 else f'the last batch ({n:,} rows = {n//bs:,} x {bs} + 1)'
+        raise UsageError(f"fit: bs={bs} makes {which} one row, which the model refuses in training "
+                         f"({' '.join(str(e).split())}); choose a batch size that leaves no batch of one row") from None
+
 def fit(stepper,                       # has `uses_autograd`, `__call__(xb, yb, lr) -> loss`, `predict(x)`; maybe modes
         x_train:Tensor,                # training images, (n, 784)
         y_train:Tensor,                # their labels, (n,)
@@ -363,6 +383,7 @@ def fit(stepper,                       # has `uses_autograd`, `__call__(xb, yb, 
        ) -> dict:
     "Train `stepper` by minibatch SGD and `cosine_lr` in training mode, validate in evaluation mode; return the history"
     sampler = BatchSampler(len(x_train), bs, seed=seed)
+    _check_one_row(stepper, x_train, bs)
     gen = _augment_gen(augment, x_train, seed)                   # on the data's device
     total,step,bars = epochs*len(sampler),0,_bars_wanted(progress)
     hist = dict(batch_loss=[], train_loss=[], valid_loss=[], valid_acc=[], epoch_seconds=[], autograd_enabled=set())
