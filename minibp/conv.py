@@ -502,6 +502,17 @@ def _conv_pass(form:str, x:Tensor, w:Tensor, b:Tensor, g:Tensor, inp_grad:bool, 
         F.conv2d(xx, ww, bb, padding=padding).backward(g)
     return autograd
 
+def _check_pass_args(n, c_in, c_out, size, inp_grad, k, rounds, loop_rows, forms):
+    "`conv_pass_times`' arguments checked: whole numbers of at least 1, a bool, forms among `CONV_FORMS`"
+    name = 'conv_pass_times'
+    for v,what in ((n, 'n'), (c_in, 'c_in'), (c_out, 'c_out'), (size, 'size'), (k, 'k'), (rounds, 'rounds')):
+        _int_arg(v, name, what, 1)
+    _bool_arg(inp_grad, name, 'inp_grad')
+    if not forms or any(f not in CONV_FORMS for f in forms):
+        raise ValueError(f"{name}: expected forms among {', '.join(CONV_FORMS)}, got {tuple(forms)!r}")
+    if 'loops' in forms and not loop_rows: raise ValueError(f"{name}: expected loop_rows, the slices the loops time")
+    for r in loop_rows: _int_arg(r, name, 'each of loop_rows', 1)
+
 def _fastest(fs:dict, rounds:int, sync) -> dict:
     "Run the functions `fs` in turns, `rounds` times after a warm-up round; each one's fastest time, in seconds"
     ts = {k: [] for k in fs}
@@ -524,10 +535,11 @@ def conv_pass_times(n:int,             # images in the batch
                     device=None,       # where to run (None: the CPU)
                    ) -> dict:
     "Seconds for one forward+backward pass of a k×k convolution layer in each form; the loops extrapolated from slices"
+    _check_pass_args(n, c_in, c_out, size, inp_grad, k, rounds, loop_rows, forms)
     gen = torch.Generator().manual_seed(0)
     x = torch.randn(n, c_in, size, size, generator=gen).to(device)
     w,b = init_conv(c_in, c_out, k, seed=0, device=device)
-    g = torch.randn(n, c_out, size, size, generator=gen).to(device)
+    g = torch.randn(conv_out_shape(x, w, 1, k//2), generator=gen).to(device)     # an even k adds a row and a column
     sync = (lambda: torch.cuda.synchronize(x.device)) if x.is_cuda else (lambda: None)
     res = _fastest({f: _conv_pass(f, x, w, b, g, inp_grad, k//2) for f in forms if f != 'loops'}, rounds, sync)
     if 'loops' in forms:
