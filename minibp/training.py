@@ -15,9 +15,9 @@ from fastcore.script import call_parse
 from fastprogress.fastprogress import master_bar, progress_bar
 from .core import write_atomic, shape_of, UsageError, user_errors
 from .data import load_mnist, pixel_stats
-from .forward import mlp, normalize, init_mlp, PARAM_NAMES
+from .forward import mlp, normalize, init_mlp, PARAM_NAMES, _need_tensors
 from .layers import Module, Model, Sequential
-from .cross_entropy import CrossEntropy
+from .cross_entropy import CrossEntropy, check_labels, _check_logits
 
 # %% auto #0
 __all__ = ['DEFAULTS', 'MODELS', 'TrainData', 'mnist_normalized', 'BatchSampler', 'SGD', 'cosine_lr', 'relu_', 'relu_grad_',
@@ -256,7 +256,9 @@ class TorchStep:
     def __call__(self, xb:Tensor, yb:Tensor, lr:float) -> Tensor:
         "Step on the batch `xb`, `yb` with learning rate `lr`, in training mode; return the loss before the step"
         self.module.train()
-        loss = F.cross_entropy(self.module(xb), yb)
+        logits = self.module(xb)
+        _check_logits(logits, 'TorchStep'); check_labels(yb, len(logits), logits.shape[1], 'TorchStep', logits.device)
+        loss = F.cross_entropy(logits, yb)
         self.opt.zero_grad()
         loss.backward()
         for g in self.opt.param_groups: g['lr'] = lr
@@ -292,6 +294,7 @@ def accuracy(logits:Tensor, # scores, (n, classes)
              targ:Tensor,   # class labels, (n,)
             ) -> float:
     "Fraction of rows whose highest-scoring class is `targ`"
+    _check_logits(logits, 'accuracy'); check_labels(targ, len(logits), logits.shape[1], 'accuracy', logits.device)
     return (logits.argmax(-1) == targ).float().mean().item()
 
 # %% ../nbs/07_training.ipynb #040b73d4
@@ -369,6 +372,17 @@ def _check_one_row(stepper, x:Tensor, bs:int):
         raise UsageError(f"fit: bs={bs} makes {which} one row, which the model refuses in training "
                          f"({' '.join(str(e).split())}); choose a batch size that leaves no batch of one row") from None
 
+def _check_fit_data(x_train, y_train, x_valid, y_valid):
+    "A clear error unless images and labels are tensors of one length each, and the validation set is not empty"
+    _need_tensors('fit', x_train=x_train, y_train=y_train, x_valid=x_valid, y_valid=y_valid)
+    for x,y,what in ((x_train, y_train, 'training'), (x_valid, y_valid, 'validation')):
+        if x.ndim == 0 or y.ndim == 0 or len(x) != len(y):
+            raise ValueError(f"fit: expected one {what} label per {what} image, got images of shape {shape_of(x)} "
+                             f"and labels of shape {shape_of(y)}")
+    if len(x_valid) == 0:
+        raise ValueError("fit: expected at least one validation row: each epoch ends with the validation loss and "
+                         "accuracy")
+
 def fit(stepper,                       # has `uses_autograd`, `__call__(xb, yb, lr) -> loss`, `predict(x)`; maybe modes
         x_train:Tensor,                # training images, (n, 784)
         y_train:Tensor,                # their labels, (n,)
@@ -382,6 +396,7 @@ def fit(stepper,                       # has `uses_autograd`, `__call__(xb, yb, 
         augment=None,                  # `augment(xb, generator) -> xb`, applied to each training batch; None: none
        ) -> dict:
     "Train `stepper` by minibatch SGD and `cosine_lr` in training mode, validate in evaluation mode; return the history"
+    _check_fit_data(x_train, y_train, x_valid, y_valid)
     sampler = BatchSampler(len(x_train), bs, seed=seed)
     _check_one_row(stepper, x_train, bs)
     gen = _augment_gen(augment, x_train, seed)                   # on the data's device
