@@ -104,7 +104,10 @@ def torch_cnn(model:Sequential, # a `cnn` (a `Sequential` of Reshape, Conv2d, Ba
     bad = [type(l).__name__ for l in model.layers if type(l) not in _TORCH_LAYERS]
     if bad: raise TypeError(f"torch_cnn: expected layers among {', '.join(t.__name__ for t in _TORCH_LAYERS)}, "
                             f"got {', '.join(bad)}")
-    return nn.Sequential(*(_TORCH_LAYERS[type(l)](l) for l in model.layers))
+    made = {}                    # one module per layer object: a layer used twice (tied weights) stays one module
+    for l in model.layers:
+        if id(l) not in made: made[id(l)] = _TORCH_LAYERS[type(l)](l)
+    return nn.Sequential(*(made[id(l)] for l in model.layers))
 
 # %% ../nbs/11_cnn.ipynb #16e0b9c5
 def random_shift(xb:Tensor,                  # a batch of rows of 784 pixels, (n, 784), normalised or not

@@ -339,6 +339,10 @@ def _check_idx(idx, g:Tensor, inp:Tensor):
     if shape_of(idx) != shape_of(g) or idx.dtype != torch.int64 or idx.device != inp.device:
         raise ValueError(f"max_pool2d_backward: expected idx of shape {shape_of(g)}, one per window, int64 on "
                          f"{inp.device}, got {shape_of(idx)}, {idx.dtype} on {idx.device}")
+    hw = inp.shape[2]*inp.shape[3]
+    if idx.numel() and not idx.is_meta and bool(((idx < 0) | (idx >= hw)).any()):     # a meta tensor has no values
+        raise ValueError(f"max_pool2d_backward: expected idx in 0..{hw - 1}, flat positions in an image of "
+                         f"{tuple(inp.shape[2:])}, got values from {idx.min().item()} to {idx.max().item()}")
 
 def max_pool2d_backward(g:Tensor,   # the gradient at the output, (n, c, h//k, w//k)
                         inp:Tensor, # the input, (n, c, h, w)
@@ -431,7 +435,9 @@ class AvgPool2d(Module):
     "Average-pooling over k×k windows at stride k as a layer; backward adds `avg_pool2d_backward`"
     def __init__(self, k:int, # window size and stride
                 ): self.k = _int_arg(k, 'AvgPool2d', 'k', 1)
-    def forward(self, inp): return avg_pool2d(inp, self.k)
+    def forward(self, inp):
+        _check_pool(inp, self.k, 'AvgPool2d')                   # errors name the layer, as MaxPool2d's
+        return avg_pool2d(inp, self.k)
     def bwd(self, out, inp): add_grad(inp, avg_pool2d_backward(getattr(out, 'g', None), inp, self.k))
     def __repr__(self): return f"AvgPool2d({self.k})"
 
@@ -481,6 +487,7 @@ def var_avg_pool2d(x:Var, # images, (n, c, h, w)
     "`avg_pool2d` as one engine operation, with `avg_pool2d_backward` as its backward"
     x = x if isinstance(x, Var) else Var(x)
     xd = x.data
+    _check_pool(xd, k, 'var_avg_pool2d')
     return Var.from_op(avg_pool2d(xd, k), (x,), lambda g: (avg_pool2d_backward(g, xd, k),), 'avg_pool2d')
 
 # %% ../nbs/10_conv.ipynb #7a000051
@@ -495,6 +502,17 @@ def _conv_pass(form:str, x:Tensor, w:Tensor, b:Tensor, g:Tensor, inp_grad:bool, 
         xx,ww,bb = x.detach().requires_grad_(inp_grad),w.detach().requires_grad_(),b.detach().requires_grad_()
         F.conv2d(xx, ww, bb, padding=padding).backward(g)
     return autograd
+
+def _check_pass_args(n, c_in, c_out, size, inp_grad, k, rounds, loop_rows, forms):
+    "`conv_pass_times`' arguments checked: whole numbers of at least 1, a bool, forms among `CONV_FORMS`"
+    name = 'conv_pass_times'
+    for v,what in ((n, 'n'), (c_in, 'c_in'), (c_out, 'c_out'), (size, 'size'), (k, 'k'), (rounds, 'rounds')):
+        _int_arg(v, name, what, 1)
+    _bool_arg(inp_grad, name, 'inp_grad')
+    if not forms or any(f not in CONV_FORMS for f in forms):
+        raise ValueError(f"{name}: expected forms among {', '.join(CONV_FORMS)}, got {tuple(forms)!r}")
+    if 'loops' in forms and not loop_rows: raise ValueError(f"{name}: expected loop_rows, the slices the loops time")
+    for r in loop_rows: _int_arg(r, name, 'each of loop_rows', 1)
 
 def _fastest(fs:dict, rounds:int, sync) -> dict:
     "Run the functions `fs` in turns, `rounds` times after a warm-up round; each one's fastest time, in seconds"
@@ -518,10 +536,11 @@ def conv_pass_times(n:int,             # images in the batch
                     device=None,       # where to run (None: the CPU)
                    ) -> dict:
     "Seconds for one forward+backward pass of a k×k convolution layer in each form; the loops extrapolated from slices"
+    _check_pass_args(n, c_in, c_out, size, inp_grad, k, rounds, loop_rows, forms)
     gen,device = torch.Generator().manual_seed(0),as_device(device or 'cpu')     # drawn on the CPU, then moved
     x = torch.randn(n, c_in, size, size, generator=gen, device='cpu').to(device)
     w,b = init_conv(c_in, c_out, k, seed=0, device=device)
-    g = torch.randn(n, c_out, size, size, generator=gen, device='cpu').to(device)
+    g = torch.randn(conv_out_shape(x, w, 1, k//2), generator=gen, device='cpu').to(device)   # an even k: one more row, column
     sync = (lambda: torch.cuda.synchronize(x.device)) if x.is_cuda else (lambda: None)
     res = _fastest({f: _conv_pass(f, x, w, b, g, inp_grad, k//2) for f in forms if f != 'loops'}, rounds, sync)
     if 'loops' in forms:

@@ -259,7 +259,10 @@ def _float32_precision(p:_Part):
 
 def _values(p:_Part):
     "otherwise: how many values differ, and the worst"
-    return 'values', _values_diag(p.gf, p.ef, p.tol)
+    d = _values_diag(p.gf, p.ef, p.tol)
+    if p.e.is_floating_point() and isinstance(p.got, Tensor) and not p.g.is_floating_point():
+        return 'dtype', f"a {_dt(p.g.dtype)} tensor where {_dt(p.e.dtype)} values belong (a mask or a count?): {d}"
+    return 'values', d
 
 _DIAGNOSES = (('missing', _missing), ('type', _not_a_tensor), ('complex', _complex), ('mistake', _known_mistake),
               ('shape', _other_shape),
@@ -887,11 +890,11 @@ def _bn_like(dims=None, w_one=False, eps_given=True, **how):
         return _one_line(g, x, ws, ds, _eps(eps if eps_given else None), **how)[0]
     return build
 
-def _norm_inputs(g, shape, per_row:bool, dtype=_F64, scale=1., eps=None, small=False) -> dict:
+def _norm_inputs(g, shape, per_row:bool, dtype=_F64, scale=1., eps=None, small=False, shift=0.) -> dict:
     """g, x, w: x of `shape` and `scale` with an offset per statistic (per row for LayerNorm, `per_row`; per channel
-    for BatchNorm), w around 1; `small`: row (or channel) 0 of spread 1e-3, whose variance is below eps"""
+    for BatchNorm), plus `shift`, w around 1; `small`: row (or channel) 0 of spread 1e-3, whose variance is below eps"""
     off = (*shape[:-1], 1) if per_row else (1, shape[1], *[1]*(len(shape) - 2))
-    x = _randn(g, *shape, scale=scale) + _randn(g, *off, scale=3*scale)
+    x = _randn(g, *shape, scale=scale) + _randn(g, *off, scale=3*scale) + shift
     part = x[0] if per_row else x[:, 0]
     if small: part.copy_(5 + 1e-3*_randn(g, *part.shape))
     w = 1 + .5*_randn(g, shape[-1] if per_row else shape[1])
@@ -931,7 +934,9 @@ _exercise('bn_backward', '09_norm',
                        ("7x5 of scale 100 (float64)", (7, 5), dict(scale=100.)),
                        ("7x5, channel 0 of spread 1e-3, its variance below eps (float64)", (7, 5), dict(small=True)),
                        ("7x5 (float32)", (7, 5), dict(dtype=_F32)),
-                       ("7x5, eps=1e-3 (float64)", (7, 5), dict(eps=1e-3))], per_row=False),
+                       ("7x5, eps=1e-3 (float64)", (7, 5), dict(eps=1e-3)),
+                       ("16x5 around 200, spread 1 (float32), where a variance taken as mean(x²) - mean(x)² loses 4 "
+                        "or 5 of float32's 7 digits", (16, 5), dict(dtype=_F32, shift=200.))], per_row=False),
     call=_norm_call(),
     ref=_bn_ref,
     why="the one-line formula rounds in another order than autograd's steps through F.batch_norm",
@@ -988,7 +993,9 @@ _exercise('ln_backward', '09_norm',
                        ("7x5 of scale 100 (float64)", (7, 5), dict(scale=100.)),
                        ("7x5, row 0 of spread 1e-3, its variance below eps (float64)", (7, 5), dict(small=True)),
                        ("7x5 (float32)", (7, 5), dict(dtype=_F32)),
-                       ("4x6, eps=1e-3 (float64)", (4, 6), dict(eps=1e-3))], per_row=True),
+                       ("4x6, eps=1e-3 (float64)", (4, 6), dict(eps=1e-3)),
+                       ("16x8 around 50, spread 1 (float32), where a variance taken as mean(x²) - mean(x)² loses 3 "
+                        "of float32's 7 digits", (16, 8), dict(dtype=_F32, shift=50.))], per_row=True),
     call=_norm_call(parts=('x_g', 'w_g', 'b_g')),
     ref=_ln_ref,
     why="the one-line formula rounds in another order than autograd's steps through F.layer_norm",
@@ -1131,7 +1138,8 @@ _exercise('MyDropout', '09_norm',
     why="x * mask / (1 - p) rounds differently from x times a mask scaled first",
     notes={'out_g': ("a gradient may be shared (here inp.g is y.g itself, as a sum's backward leaves it), "
                      "so `+=` on a .g writes into the others: add out of place, add_grad(inp, ...)"),
-           'x': "forward must leave its input as it was: return x * mask / (1 - p) as a new tensor"},
+           'x': ("forward and bwd must leave the input as they found it: forward returns x * mask / (1 - p) as a "
+                 "new tensor, bwd only reads x")},
     mistakes=[
         ('no_scale', "forward: the scale 1/(1 - p) is missing: inverted dropout scales the kept inputs up in "
                      "training, so that evaluation needs no change",

@@ -161,10 +161,15 @@ def _tensors_in(obj, depth:int=4) -> list:
     else: items = obj if isinstance(obj, (list, tuple)) else getattr(obj, '__dict__', {}).values()
     return [t for o in items for t in _tensors_in(o, depth - 1)]
 
+def _buffers(layer) -> list:
+    "The tensors `layer.buffers()` names (BatchNorm's running statistics): kept but not learnt, so no `.g` is judged"
+    b = layer.buffers() if callable(getattr(layer, 'buffers', None)) else {}
+    return [t for t in (b.values() if isinstance(b, dict) else b) if isinstance(t, Tensor)]
+
 def _float64_copy(layer, inputs:tuple, params:dict) -> tuple:
-    "A copy of `layer` whose `params` are float64 copies (other tensors it keeps are shared), the inputs in float64"
+    "A copy of `layer` whose `params` and buffers are float64 copies (other tensors are shared), the inputs in float64"
     f64 = lambda t: t.detach().to(torch.float64).clone() if isinstance(t, Tensor) and t.is_floating_point() else t
-    memo = {id(t): t for t in _tensors_in(layer)} | {id(p): f64(p) for p in params.values()}
+    memo = {id(t): t for t in _tensors_in(layer)} | {id(t): f64(t) for t in [*_buffers(layer), *params.values()]}
     return copy.deepcopy(layer, memo), tuple(f64(t) for t in inputs), {k: memo[id(p)] for k,p in params.items()}
 
 # %% ../nbs/05_gradcheck.ipynb #234892a0
@@ -188,12 +193,43 @@ def _upstream(out:Tensor, seed:int) -> Tensor:
     g = torch.Generator(device='cpu').manual_seed(seed)
     return torch.randn(out.shape, generator=g, dtype=torch.float64, device='cpu').to(out.device, out.dtype)
 
-def _numeric_ref(layer, inputs:tuple, params:dict, G:Tensor) -> tuple:
-    "`(s, tensors)`: the scalar sum(layer(inputs) * G) on a float64 copy, and the copies it reads, by name"
+def _rng_state(layer, inputs:tuple) -> tuple:
+    """What a call of `layer` may draw from: a copy of the layer sharing its tensors (its own generators, as they are
+    now; None if it cannot be copied), and torch's global states on the CPU and the inputs' GPUs"""
+    try: pristine = copy.deepcopy(layer, {id(t): t for t in _tensors_in(layer)})
+    except Exception: pristine = None
+    gpus = sorted({t.device.index or 0 for t in inputs if isinstance(t, Tensor) and t.is_cuda})
+    return pristine, torch.get_rng_state(), gpus, [torch.cuda.get_rng_state(d) for d in gpus]
+
+def _replayed(f, rng:tuple):
+    "`f()` with torch's global generators as they were at the checked call (the caller's states kept): the same draws"
+    _,cpu,gpus,states = rng
+    with torch.random.fork_rng(devices=gpus):
+        torch.set_rng_state(cpu)
+        for d,s in zip(gpus, states): torch.cuda.set_rng_state(s, d)
+        return f()
+
+def _numeric_ref(layer, inputs:tuple, params:dict, rng:tuple) -> tuple:
+    """`(run, tensors)`: `run()` calls a fresh float64 copy of `layer`, as it was before the checked call, on float64
+    copies of the inputs, with the global generators replayed (so a random layer draws the same each time); and the
+    copies it reads, by name"""
     ref,ins,ps = _float64_copy(layer, inputs, params)
-    G = G.detach().to(torch.float64)
-    if (out := ref(*ins)).dtype != torch.float64: raise TypeError(f"its float64 copy returns {out.dtype}")
-    return (lambda: (ref(*ins)*G).sum()), _named(ref, ins)[0] | ps
+    shared = {id(t): t for t in _tensors_in(ref)}
+    run = lambda: _replayed(lambda: copy.deepcopy(ref, dict(shared))(*ins), rng)
+    if (out := run()).dtype != torch.float64: raise TypeError(f"its float64 copy returns {out.dtype}")
+    return run, _named(ref, ins)[0] | ps
+
+def _check_replay(run, out:Tensor, name:str):
+    "A clear error where finite differences cannot judge: outputs that change from call to call, or from the layer's"
+    a,b = run(),run()
+    if not ((a == b) | (a.isnan() & b.isnan())).all():
+        raise RuntimeError(f"gradcheck_layer: cannot judge {name}: two calls on the same inputs give different outputs "
+                           "(random draws that replaying torch's generators and the layer's own does not repeat), so "
+                           "finite differences would measure the noise; fix its randomness (a seeded generator kept "
+                           "on the layer) to check it")
+    if (e := rel_err(a, out)) > 5e-2:
+        raise RuntimeError(f"gradcheck_layer: cannot judge {name}: its float64 copy's output differs from its own by a "
+                           f"relative {e:.2g} (random draws that depend on the dtype?); check it in float64")
 
 
 # %% ../nbs/05_gradcheck.ipynb #90fadbaa
@@ -202,14 +238,16 @@ def _judged(named:dict, params:dict, scalar:bool) -> dict:
     target = lambda k,t: scalar and k != 'inp' and getattr(t, 'g', None) is None
     return {k: t for k,t in named.items() if t.is_floating_point() and not target(k, t)} | params
 
-def _reference(layer, inputs:tuple, params:dict, G:Tensor, judged:dict) -> tuple:
-    "`(s, copies)` for `numeric_grad`: on a float64 copy of the layer; on the layer itself only if it is all float64"
-    try: return _numeric_ref(layer, inputs, params, G)
+def _reference(layer, inputs:tuple, params:dict, rng:tuple, judged:dict) -> tuple:
+    """`(run, copies)`: `run()` the output of a float64 copy of the layer as it was before the checked call (`rng`);
+    of the layer itself only if it is all float64 and no copy runs"""
+    base = layer if rng[0] is None else rng[0]
+    try: return _numeric_ref(base, inputs, params, rng)
     except Exception as e:
         if any(t.dtype != torch.float64 for t in judged.values()):
             raise RuntimeError(f"gradcheck_layer: cannot judge {type(layer).__name__}: the differences need float64, "
                                f"and no float64 copy runs ({type(e).__name__}: {e}); use float64") from e
-        return (lambda: (layer(*inputs)*G).sum()), judged
+        return (lambda: _replayed(lambda: base(*inputs), rng)), judged
 
 def gradcheck_layer(layer,   # called on `inputs`, then `backward()`; each tensor attribute is checked, listed or not
                     *inputs, # tensors of any floating dtype and device; a loss's targets (the inputs after the first,
@@ -221,9 +259,10 @@ def gradcheck_layer(layer,   # called on `inputs`, then `backward()`; each tenso
                    ) -> list:
     "One row per input and per tensor the layer holds: its `.g` after one `backward()` against float64 differences"
     inputs = tuple(t.detach().clone() if isinstance(t, Tensor) else t for t in inputs)   # the caller's stay untouched
-    before = _held(layer)
+    before,rng = _held(layer),_rng_state(layer, inputs)
     out = layer(*inputs)
-    held = {k: v for k,v in _held(layer).items() if before.get(k) is v}    # kept across the call: not activations
+    bufs = {id(t) for t in _buffers(layer)}                  # running statistics: kept, never given a gradient
+    held = {k: v for k,v in _held(layer).items() if before.get(k) is v and id(v) not in bufs}   # not activations
     named,params = _named(layer, inputs, held)
     judged = _judged(named, params, scalar=out.ndim == 0)
     if not judged: raise ValueError(f"gradcheck_layer: {type(layer).__name__} has no floating input or tensor to check")
@@ -234,7 +273,10 @@ def gradcheck_layer(layer,   # called on `inputs`, then `backward()`; each tenso
     out.g = G = _upstream(out, seed)
     layer.backward()
     judged = _judged(named, params, scalar=out.ndim == 0)         # a target whose `.g` backward set is judged too
-    s,copies = _reference(layer, inputs, params, G, judged)
+    run,copies = _reference(layer, inputs, params, rng, judged)
+    _check_replay(run, out, type(layer).__name__)
+    G64 = G.detach().to(torch.float64)
+    s = lambda: (run()*G64).sum()
     check = f"finite differences, {name or type(layer).__name__}"
     return [r for k,t in judged.items() for r in compare_grads({k: getattr(t, 'g', None)},
             {k: numeric_grad(s, copies[k], eps)}, GRADCHECK_TOL[t.dtype] if tol is None else tol, check, like={k: t})]

@@ -214,8 +214,13 @@ def add_grad(t:Tensor, # the tensor the gradient belongs to
              g:Tensor, # one contribution to `t`'s gradient, of `t`'s shape
             ):
     "Accumulate `g` into `t.g`: `t.g = g` if `t` has no gradient yet (no `.g`, or None), else `t.g = t.g + g`"
+    if not isinstance(g, Tensor):
+        raise TypeError(f"add_grad: expected the gradient as a torch tensor of shape {shape_of(t)}, "
+                        f"got {type(g).__name__}")
     if shape_of(g) != shape_of(t):
         raise ValueError(f"add_grad: expected a gradient of shape {shape_of(t)}, like the tensor, got {shape_of(g)}")
+    if g.device != t.device:                  # kept there, it would fail only at the optimiser's step, far from here
+        raise TypeError(f"add_grad: expected a gradient on {t.device}, like the tensor, got one on {g.device}")
     t.g = g if getattr(t, 'g', None) is None else t.g + g
 
 

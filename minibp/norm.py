@@ -35,7 +35,8 @@ def check_batch_norm(x:Tensor,           # the input, (n, c) or (n, c, ...)
                      training:bool=True, # batch statistics: more than one value per channel needed
                     ):
     "Raise a clear error unless `x` is a floating (n, c, ...) tensor with `w`'s c channels, dtype and device"
-    _need_tensors(name, x=x)
+    _need_tensors(name, x=x, w=w)
+    if w.ndim != 1: raise ValueError(f"{name}: expected w of shape (c,), one scale per channel, got {shape_of(w)}")
     if not x.is_floating_point(): raise TypeError(f"{name}: expected a floating-point input, got {x.dtype}")
     if x.ndim < 2 or x.shape[1] != w.shape[0]:
         raise ValueError(f"{name}: expected an input of shape (n, {w.shape[0]}) or (n, {w.shape[0]}, ...) "
@@ -55,11 +56,15 @@ def batch_norm_stats(x:Tensor,       # the input, (n, c) or (n, c, ...)
                      eps:float=1e-5, # added to the variance before the square root
                     ) -> tuple:
     "Per-channel `(mean, var, invstd)`, each (c,), over every axis but 1: biased variance, `invstd = 1/sqrt(var + eps)`"
-    dims = _chan_dims(x)
-    mean = x.mean(dims)
-    xc = x - _per_chan(mean, x.ndim)                 # centred: the mean of each channel subtracted
+    dims,xs = _chan_dims(x),_wide(x)
+    mean = xs.mean(dims)
+    xc = xs - _per_chan(mean, x.ndim)                # centred: the mean of each channel subtracted
     var = (xc*xc).mean(dims)                         # biased: divided by N, the values per channel
-    return mean, var, (var + eps).rsqrt()
+    return tuple(t.to(x.dtype) for t in (mean, var, (var + eps).rsqrt()))
+
+def _wide(x:Tensor) -> Tensor:
+    "`x` in float32 if it is float16 or bfloat16 (as PyTorch computes their statistics: a float16 square of 300 is inf)"
+    return x.float() if x.dtype in (torch.float16, torch.bfloat16) else x
 
 # %% ../nbs/09_norm.ipynb #d631928b
 def batch_norm(x:Tensor,      # the input, (n, c) or (n, c, ...)
@@ -110,7 +115,8 @@ def check_layer_norm(x:Tensor, # the input, (..., nf)
                      name:str, # the caller, named in the error
                     ):
     "Raise a clear error unless `x` is a floating (..., nf) tensor with `w`'s nf features, dtype and device"
-    _need_tensors(name, x=x)
+    _need_tensors(name, x=x, w=w)
+    if w.ndim != 1: raise ValueError(f"{name}: expected w of shape (nf,), one scale per feature, got {shape_of(w)}")
     if not x.is_floating_point(): raise TypeError(f"{name}: expected a floating-point input, got {x.dtype}")
     if x.ndim < 1 or x.shape[-1] != w.shape[0]:
         raise ValueError(f"{name}: expected an input of shape (..., {w.shape[0]}) (features on the last axis), "
@@ -122,9 +128,11 @@ def check_layer_norm(x:Tensor, # the input, (..., nf)
 def layer_norm_stats(x:Tensor,       # the input, (..., nf)
                      eps:float=1e-5, # added to the variance before the square root
                     ) -> tuple:
-    "Per-row `(mean, var, invstd)` over the last axis, each (..., 1) (keepdim): biased variance"
-    var,mean = torch.var_mean(x, -1, correction=0, keepdim=True)
-    return mean, var, (var + eps).rsqrt()
+    "Per-row `(mean, var, invstd)` over the last axis, each (..., 1) (keepdim): biased variance (float32 for halves)"
+    if x.numel() == 0:                                       # no rows: nothing to average (var_mean would warn)
+        z = x.new_zeros((*x.shape[:-1], 1)); return z, z, (z + eps).rsqrt()
+    var,mean = torch.var_mean(_wide(x), -1, correction=0, keepdim=True)
+    return tuple(t.to(x.dtype) for t in (mean, var, (var + eps).rsqrt()))
 
 def layer_norm(x:Tensor,      # the input, (..., nf)
                w:Tensor,      # scale, (nf,)
@@ -170,6 +178,9 @@ def dropout_mask(x:Tensor,      # the input the mask is for
                 ) -> Tensor:
     "A boolean keep-mask of `x`'s shape, each value True with probability `1-p` (drawn as `F.dropout` draws it)"
     _check_p(p, 'dropout_mask'); _need_tensors('dropout_mask', x=x)
+    if generator is not None and not isinstance(generator, torch.Generator):
+        raise TypeError(f"dropout_mask: expected generator as a torch.Generator or None, "
+                        f"got {type(generator).__name__}")
     gd = None if generator is None else torch.device(generator.device)
     if gd is not None and (gd.type, gd.index or 0) != (x.device.type, x.device.index or 0):   # 'cuda' is 'cuda:0'
         raise TypeError(f"dropout_mask: expected a generator on {x.device}, like the input, got {generator.device}")
@@ -328,6 +339,9 @@ def var_batch_norm(x:Var,                   # input (n, c) or (n, c, ...)
     "BatchNorm as one engine operation, as `F.batch_norm`; its backward is `batch_norm_backward`"
     x,w,b = _as_var(x),_as_var(w),_as_var(b)
     xd,wd = x.data,w.data
+    if not isinstance(training, bool):
+        raise TypeError(f"var_batch_norm: expected training as True or False, "
+                        f"got {type(training).__name__} {training!r}")
     check_batch_norm(xd, wd, 'var_batch_norm', training); _check_eps(eps, 'var_batch_norm')
     if training: _check_momentum(momentum, 'var_batch_norm')
     for t,what in ((running_mean, 'running_mean'), (running_var, 'running_var')):
@@ -381,7 +395,9 @@ def bn_mlp(seed:int=0,           # seed of the weights and of the dropout masks
            p:float=0.1,          # dropout probability after each hidden layer (0: no dropout layers)
           ) -> Sequential:
     "An MLP on (n, 784) normalised rows: each hidden layer Lin, BatchNorm, Relu, Dropout; a last Lin; `CrossEntropy`"
-    _check_p(p, 'bn_mlp'); device = as_device(device)     # None: PyTorch's default device, for every tensor
+    _check_p(p, 'bn_mlp'); dtype = _float_kw(device, dtype, 'bn_mlp')['dtype']; device = as_device(device)
+    if isinstance(seed, bool) or not isinstance(seed, int) or not 0 <= seed < 2**64:
+        raise ValueError(f"bn_mlp: expected a seed as a whole number in 0..2**64-1, got {seed!r}")
     g = torch.Generator().manual_seed(seed)                  # drawn on the CPU: the same weights on any device
     layers,n = [],len(sizes) - 1
     for i,(m,k) in enumerate(zip(sizes[:-1], sizes[1:])):

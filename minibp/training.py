@@ -4,7 +4,7 @@
 
 # %% ../nbs/07_training.ipynb #eaf3645c
 from __future__ import annotations
-import math, os, sys, time
+import copy, math, os, sys, time
 from contextlib import contextmanager
 from pathlib import Path
 from typing import NamedTuple
@@ -15,9 +15,9 @@ from fastcore.script import call_parse
 from fastprogress.fastprogress import master_bar, progress_bar
 from .core import write_atomic, shape_of, UsageError, user_errors
 from .data import load_mnist, pixel_stats
-from .forward import mlp, normalize, init_mlp, PARAM_NAMES
+from .forward import mlp, normalize, init_mlp, PARAM_NAMES, _need_tensors
 from .layers import Module, Model, Sequential
-from .cross_entropy import CrossEntropy
+from .cross_entropy import CrossEntropy, check_labels, _check_logits
 
 # %% auto #0
 __all__ = ['DEFAULTS', 'MODELS', 'TrainData', 'mnist_normalized', 'BatchSampler', 'SGD', 'cosine_lr', 'relu_', 'relu_grad_',
@@ -256,7 +256,9 @@ class TorchStep:
     def __call__(self, xb:Tensor, yb:Tensor, lr:float) -> Tensor:
         "Step on the batch `xb`, `yb` with learning rate `lr`, in training mode; return the loss before the step"
         self.module.train()
-        loss = F.cross_entropy(self.module(xb), yb)
+        logits = self.module(xb)
+        _check_logits(logits, 'TorchStep'); check_labels(yb, len(logits), logits.shape[1], 'TorchStep', logits.device)
+        loss = F.cross_entropy(logits, yb)
         self.opt.zero_grad()
         loss.backward()
         for g in self.opt.param_groups: g['lr'] = lr
@@ -292,6 +294,7 @@ def accuracy(logits:Tensor, # scores, (n, classes)
              targ:Tensor,   # class labels, (n,)
             ) -> float:
     "Fraction of rows whose highest-scoring class is `targ`"
+    _check_logits(logits, 'accuracy'); check_labels(targ, len(logits), logits.shape[1], 'accuracy', logits.device)
     return (logits.argmax(-1) == targ).float().mean().item()
 
 # %% ../nbs/07_training.ipynb #040b73d4
@@ -349,6 +352,37 @@ def _augment_gen(augment, x:Tensor, seed:int):
                         f"got {type(augment).__name__}")
     return torch.Generator(device=x.device).manual_seed(seed)
 
+def _forward_rows(m, x:Tensor):
+    "A training-mode forward pass of a copy of the model `m` (a `Sequential`'s layers, or a torch module) on `x`"
+    m = copy.deepcopy(m).train()
+    with torch.no_grad():
+        if not isinstance(m, Sequential): return m(x)
+        for l in m.layers: x = l(x)
+
+def _check_one_row(stepper, x:Tensor, bs:int):
+    """A `UsageError` before training where `bs` makes a batch of one row (bs=1, or a last batch of one row) that the
+    stepper's model refuses in training (BatchNorm on (n, c) rows: one value per channel), while it takes two rows"""
+    n,m = len(x),getattr(stepper, 'model', getattr(stepper, 'module', None))
+    if not (bs == 1 or n % bs == 1) or not isinstance(m, (Sequential, torch.nn.Module)) or n < 2: return
+    try: _forward_rows(m, x[:1])
+    except ValueError as e:
+        try: _forward_rows(m, x[:2])
+        except ValueError: return                          # refused whatever the rows: the first batch says why
+        which = 'every batch' if bs == 1 else f'the last batch ({n:,} rows = {n//bs:,} x {bs} + 1)'
+        raise UsageError(f"fit: bs={bs} makes {which} one row, which the model refuses in training "
+                         f"({' '.join(str(e).split())}); choose a batch size that leaves no batch of one row") from None
+
+def _check_fit_data(x_train, y_train, x_valid, y_valid):
+    "A clear error unless images and labels are tensors of one length each, and the validation set is not empty"
+    _need_tensors('fit', x_train=x_train, y_train=y_train, x_valid=x_valid, y_valid=y_valid)
+    for x,y,what in ((x_train, y_train, 'training'), (x_valid, y_valid, 'validation')):
+        if x.ndim == 0 or y.ndim == 0 or len(x) != len(y):
+            raise ValueError(f"fit: expected one {what} label per {what} image, got images of shape {shape_of(x)} "
+                             f"and labels of shape {shape_of(y)}")
+    if len(x_valid) == 0:
+        raise ValueError("fit: expected at least one validation row: each epoch ends with the validation loss and "
+                         "accuracy")
+
 def fit(stepper,                       # has `uses_autograd`, `__call__(xb, yb, lr) -> loss`, `predict(x)`; maybe modes
         x_train:Tensor,                # training images, (n, 784)
         y_train:Tensor,                # their labels, (n,)
@@ -362,7 +396,9 @@ def fit(stepper,                       # has `uses_autograd`, `__call__(xb, yb, 
         augment=None,                  # `augment(xb, generator) -> xb`, applied to each training batch; None: none
        ) -> dict:
     "Train `stepper` by minibatch SGD and `cosine_lr` in training mode, validate in evaluation mode; return the history"
+    _check_fit_data(x_train, y_train, x_valid, y_valid)
     sampler = BatchSampler(len(x_train), bs, seed=seed)
+    _check_one_row(stepper, x_train, bs)
     gen = _augment_gen(augment, x_train, seed)                   # on the data's device
     total,step,bars = epochs*len(sampler),0,_bars_wanted(progress)
     hist = dict(batch_loss=[], train_loss=[], valid_loss=[], valid_acc=[], epoch_seconds=[], autograd_enabled=set())
