@@ -540,7 +540,7 @@ def conv_pass_times(n:int,             # images in the batch
     gen,device = torch.Generator().manual_seed(0),as_device(device or 'cpu')     # drawn on the CPU, then moved
     x = torch.randn(n, c_in, size, size, generator=gen, device='cpu').to(device)
     w,b = init_conv(c_in, c_out, k, seed=0, device=device)
-    g = torch.randn(conv_out_shape(x, w, 1, k//2), generator=gen, device='cpu').to(device)   # an even k: one more row, column
+    g = torch.randn(conv_out_shape(x, w, 1, k//2), generator=gen, device='cpu').to(device)  # even k: 1 more row, col
     sync = (lambda: torch.cuda.synchronize(x.device)) if x.is_cuda else (lambda: None)
     res = _fastest({f: _conv_pass(f, x, w, b, g, inp_grad, k//2) for f in forms if f != 'loops'}, rounds, sync)
     if 'loops' in forms:
