@@ -10,7 +10,7 @@ import torch
 from torch import Tensor
 
 # %% auto #0
-__all__ = ['write_atomic', 'shape_of', 'as_device', 'torch_grads', 'UsageError', 'user_errors', 'run_command']
+__all__ = ['write_atomic', 'shape_of', 'as_device', 'torch_grads', 'UsageError', 'user_errors', 'run_command', 'check_dest']
 
 # %% ../nbs/16_core.ipynb #db217e25
 def _new_file_mode() -> int:
@@ -80,3 +80,16 @@ def run_command(f,        # a command's function (under `@call_parse`)
         try: f(**kwargs); code = 0
         except SystemExit as e: code = e.code if isinstance(e.code, int) else int(e.code is not None)
     return code, out.getvalue(), err.getvalue()
+
+# %% ../nbs/16_core.ipynb #e14fc786
+def check_dest(path:str|None, # the file a command will write (None: it writes none)
+               flag:str,      # the command's option, for the message: `--{flag}`
+              ):
+    "A `UsageError` unless `path` names a file that can be written in a folder that exists: check before the work"
+    if path is None: return
+    p = Path(path)
+    if p.is_dir(): raise UsageError(f"--{flag}: {path} is a folder: give a file name, such as {p/'out'}")
+    if str(path).endswith(('/', os.sep)):
+        raise UsageError(f"--{flag}: {path} ends in '/', a folder's name: give a file name, such as {p/'out'}")
+    if not p.resolve().parent.is_dir(): raise UsageError(f"--{flag}: {path}: no folder {p.resolve().parent}")
+    if not os.access(p.resolve().parent, os.W_OK): raise UsageError(f"--{flag}: {path}: the folder cannot be written")

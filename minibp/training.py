@@ -4,7 +4,7 @@
 
 # %% ../nbs/07_training.ipynb #eaf3645c
 from __future__ import annotations
-import copy, math, os, sys, time
+import copy, math, sys, time
 from contextlib import contextmanager
 from pathlib import Path
 from typing import NamedTuple
@@ -13,7 +13,7 @@ from torch import Tensor
 from matplotlib.figure import Figure
 from fastcore.script import call_parse
 from fastprogress.fastprogress import master_bar, progress_bar
-from .core import write_atomic, shape_of, UsageError, user_errors
+from .core import write_atomic, shape_of, UsageError, user_errors, check_dest
 from .data import load_mnist, pixel_stats
 from .forward import mlp, normalize, init_mlp, PARAM_NAMES, _need_tensors
 from .layers import Module, Model, Sequential
@@ -57,10 +57,11 @@ class BatchSampler:
         if n <= 0: raise ValueError(f"BatchSampler: expected at least one row to sample from, got n={n}")
         if bs <= 0: raise ValueError(f"BatchSampler: expected a batch size of at least 1, got bs={bs}")
         self.n,self.bs,self.shuffle = n,bs,shuffle
-        self.gen = torch.Generator().manual_seed(seed)
+        self.gen = torch.Generator().manual_seed(seed)                  # on the CPU: the same batches on any device
     def __len__(self): return math.ceil(self.n/self.bs)
     def __iter__(self):
-        idx = torch.randperm(self.n, generator=self.gen) if self.shuffle else torch.arange(self.n)
+        n = self.n
+        idx = torch.randperm(n, generator=self.gen, device='cpu') if self.shuffle else torch.arange(n, device='cpu')
         return iter(idx.split(self.bs))
 
 # %% ../nbs/07_training.ipynb #9a7a377c
@@ -542,8 +543,14 @@ def check_device(device:str|None) -> torch.device:
     try: dev = torch.device(device or default_device())
     except (RuntimeError, TypeError):
         raise UsageError(f"--device: {device!r} is not a device name (try cpu or cuda)") from None
+    if dev.type == 'meta':
+        raise UsageError("--device meta: a meta tensor holds no values to train or time (try cpu or cuda)")
     if dev.type == 'cuda' and not torch.cuda.is_available():
         raise UsageError(f"--device {device}: PyTorch sees no CUDA GPU on this machine (torch {torch.__version__})")
+    try: torch.empty(1, device=dev)                                 # mps, xpu, cuda:7, ...: can this machine use it?
+    except (RuntimeError, AssertionError, ValueError):
+        raise UsageError(f"--device {device}: PyTorch {torch.__version__} cannot use it on this machine "
+                         "(try cpu or cuda)") from None
     return dev
 
 def _check_train_args(epochs, hidden, bs, lr, momentum, wd, seed):
@@ -556,16 +563,6 @@ def _check_train_args(epochs, hidden, bs, lr, momentum, wd, seed):
                            ('wd', wd, lambda v: 0 <= v < math.inf, 'at least 0 and finite'),
                            ('seed', seed, lambda v: 0 <= v <= 2**63 - 2, 'in 0..2**63-2')):
         if v is not None and not ok(v): raise UsageError(f"--{name}: expected a value {want}, got {v}")
-
-def _check_dest(path:str|None, flag:str):
-    "A `UsageError` unless `path` (if given) names a file that can be written: checked before training, not after"
-    if path is None: return
-    p = Path(path)
-    if p.is_dir(): raise UsageError(f"--{flag}: {path} is a folder: give a file name, such as {p/'out'}")
-    if str(path).endswith(('/', os.sep)):
-        raise UsageError(f"--{flag}: {path} ends in '/', a folder's name: give a file name, such as {p/'out'}")
-    if not p.resolve().parent.is_dir(): raise UsageError(f"--{flag}: {path}: no folder {p.resolve().parent}")
-    if not os.access(p.resolve().parent, os.W_OK): raise UsageError(f"--{flag}: {path}: the folder cannot be written")
 
 # %% ../nbs/07_training.ipynb #f5f52e67
 @call_parse
@@ -590,7 +587,7 @@ def minibp_train(epochs:int=None,                   # Epochs (default: the model
     if model != 'mlp' and hidden is not None:
         raise UsageError(f"--hidden applies only to --model mlp (its hidden units), not to --model {model}")
     _check_train_args(epochs, hidden, bs, lr, momentum, wd, seed)
-    for dest,flag in ((save_plot, 'save_plot'), (save_weights, 'save_weights')): _check_dest(dest, flag)
+    for dest,flag in ((save_plot, 'save_plot'), (save_weights, 'save_weights')): check_dest(dest, flag)
     dev = check_device(device)
     data = mnist_normalized(path, sample)
     try: stepper,hist = train(data, hidden, epochs, bs, lr, momentum, wd, seed, device=dev, model=model,
