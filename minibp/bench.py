@@ -9,7 +9,7 @@ from functools import cache, partial
 from pathlib import Path
 import torch, torch.nn.functional as F
 from fastcore.script import call_parse
-from .core import write_atomic, UsageError, user_errors, as_device
+from .core import write_atomic, UsageError, user_errors, as_device, check_dest
 from .forward import lin, mlp, mse, init_mlp
 from .backward import mse_grad, lin_grad
 from .layers import Model, Mse
@@ -605,7 +605,7 @@ def minibp_bench(json:str=None,         # Write the results as JSON to this file
     "Time and peak memory of minibp's hand-written backward and engine against PyTorch's; the CNN's: print every ratio"
     _check_bench_args(reps, rows, epoch_reps, conv_reps, cnn_rows)
     dev = str(check_device(device))
-    if json and not Path(json).resolve().parent.is_dir(): raise UsageError(f"--json: no folder {Path(json).parent}")
+    check_dest(json, 'json')                  # before the minutes of measuring, not after
     res = benchmark(rows, reps, device=dev)
     res['epoch'] = epoch_benchmark(rows, reps=epoch_reps, device=dev)
     if not no_conv:

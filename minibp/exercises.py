@@ -1400,6 +1400,21 @@ def _coincidence(ex:Exercise, answer, v:Verdict, seed:int, i:int, oks:list) -> b
     return bool(named) and not left
 
 # %% ../nbs/13_exercises.ipynb #9f6b2d3a
+def _judge(ex, answer, seed:int):
+    "The `Verdict` on `answer` for the exercise `ex`: the first case it fails, else every case's"
+    v = _kind(ex, answer)
+    if v is None:
+        oks = []
+        for i,(label,inputs) in enumerate(ex.cases(torch.Generator().manual_seed(seed))):
+            v = _run_case(ex, answer, inputs, f"on {label}: ")
+            if not v.ok: break
+            oks.append(v)
+        else: v = _ok(ex.name, oks)
+        if not v.ok and _coincidence(ex, answer, v, seed, i, oks):       # then say what differs, not a wrong cause
+            label,inputs = ex.cases(torch.Generator().manual_seed(seed))[i]
+            v = _run_case(ex, answer, inputs, f"on {label}: ", named=False)
+    return v
+
 def exercise(name:str,      # the exercise, one of `EXERCISES`
              answer,        # the student's function (or, for 'Sigmoid', the Module subclass)
              seed:int=0,    # seeds the inputs; the verdict is the same on every run for one seed
@@ -1408,17 +1423,7 @@ def exercise(name:str,      # the exercise, one of `EXERCISES`
     if name not in EXERCISES:
         raise ValueError(f"exercise: no exercise named {name!r}; expected one of {', '.join(EXERCISES)}")
     ex = EXERCISES[name]
-    v = _kind(ex, answer)
-    if v is None:
-        oks = []
-        for i,(label,inputs) in enumerate(ex.cases(torch.Generator().manual_seed(seed))):
-            v = _run_case(ex, answer, inputs, f"on {label}: ")
-            if not v.ok: break
-            oks.append(v)
-        else: v = _ok(name, oks)
-        if not v.ok and _coincidence(ex, answer, v, seed, i, oks):       # then say what differs, not a wrong cause
-            label,inputs = ex.cases(torch.Generator().manual_seed(seed))[i]
-            v = _run_case(ex, answer, inputs, f"on {label}: ", named=False)
+    with torch.device('cpu'): v = _judge(ex, answer, seed)     # its own inputs, whatever the session's default device
     v._printed = _cell_count() or -1
     print(repr(v))
     return v
