@@ -4,7 +4,7 @@
 
 # %% ../nbs/00_data.ipynb #af5734a6
 from __future__ import annotations
-import gzip, hashlib, importlib.resources, io, json, os, pickle, shlex, sys, urllib.request, zipfile
+import gzip, hashlib, importlib.resources, io, json, os, pickle, shlex, sys, urllib.request, zipfile, zlib
 from pathlib import Path
 from typing import NamedTuple
 
@@ -74,6 +74,18 @@ def file_sha256(path, # the file to hash
         for chunk in iter(lambda: f.read(1<<20), b''): h.update(chunk)
     return h.hexdigest()
 
+# %% ../nbs/00_data.ipynb #bb3b7599
+def _need_file(path,     # the path to read
+               what:str, # what it should name, for the error (e.g. 'the canonical mnist.pkl.gz')
+              ) -> Path:
+    "`path` as a `Path` if it names a regular file this user can read; else an error naming it and what was expected"
+    path = Path(path)
+    if path.is_dir(): raise IsADirectoryError(f"{path}: a folder, not a file (expected {what})")
+    if not path.exists(): raise FileNotFoundError(f"{path}: no such file (expected {what})")
+    if not path.is_file(): raise UsageError(f"{path}: not a regular file (expected {what})")
+    if not os.access(path, os.R_OK): raise PermissionError(f"{path}: this user may not read it (expected {what})")
+    return path
+
 # %% ../nbs/00_data.ipynb #32566c89
 class CorruptFileError(UsageError):
     "A file whose size or checksum is not the one expected (a `UsageError`: a command says so in one line)"
@@ -83,7 +95,7 @@ def check_file(path,                   # the file to check
                sha256:str=MNIST_SHA256 # the SHA-256 it must have, in hex
               ) -> Path:
     "Raise `CorruptFileError` unless the file at `path` has exactly `size` bytes and SHA-256 `sha256`; return its path"
-    path = Path(path)
+    path = _need_file(path, f"a file of {size:,} bytes")
     actual = path.stat().st_size
     if actual != size: raise CorruptFileError(f"{path}: expected {size:,} bytes, found {actual:,}")
     digest = file_sha256(path)
@@ -162,13 +174,13 @@ class BadDataError(UsageError):
 def load_pickle(path, # a pickle of numpy arrays, gzipped or not
                ):
     "Unpickle the (optionally gzipped) file at `path` with `NumpyUnpickler`, naming the file in any error"
-    path = Path(path)
-    if not path.is_file(): raise FileNotFoundError(f"{path}: no such file (expected a gzipped MNIST pickle)")
+    path = _need_file(path, 'a gzipped MNIST pickle')
     with open(path, 'rb') as f: gz = f.read(2) == b'\x1f\x8b'
     try:
         with (gzip.open if gz else open)(path, 'rb') as f: return NumpyUnpickler(f, encoding='latin-1').load()
     except UnsafePickleError as e: raise UnsafePickleError(f"{path}: {e}") from None
-    except (EOFError, OSError, ValueError, TypeError, AttributeError, IndexError, pickle.UnpicklingError) as e:
+    except (EOFError, OSError, zlib.error, ValueError, TypeError, AttributeError, IndexError,
+            pickle.UnpicklingError) as e:
         raise BadDataError(f"{path}: not a readable {'gzipped ' if gz else ''}pickle of numpy arrays "
                            f"({type(e).__name__}: {e})") from None
 
@@ -233,7 +245,7 @@ def make_sample(src,                            # the canonical mnist.pkl.gz
                ) -> dict:
     "Build the class-balanced sample `dest` (.npz) from the full MNIST pickle `src`; write its provenance beside it"
     src,dest = Path(src),Path(dest)
-    check_file(src)
+    check_file(_need_file(src, f'the canonical {MNIST_FNAME}'))
     full = check_mnist(load_pickle(src), str(src))
     rng = np.random.default_rng(seed)
     arrays = {}
@@ -250,14 +262,31 @@ def make_sample(src,                            # the canonical mnist.pkl.gz
     write_atomic(dest.with_suffix('.json'), lambda t: Path(t).write_text(json.dumps(info, indent=2)+'\n'))
     return info
 
+# %% ../nbs/00_data.ipynb #7628568d
+def _check_dest(path:str|None,     # the file a command will write, as given; None: nothing to check
+                flag:str,          # the option that gave it, for the error
+                example:str='out', # a file name to suggest when `path` is a folder
+               ):
+    "A `UsageError` unless `path` (if given) names a file that can be written: checked before the work, not after"
+    if path is None: return
+    p = Path(path)
+    if p.is_dir(): raise UsageError(f"--{flag}: {path} is a folder: give a file name, such as {p/example}")
+    if str(path).endswith(('/', os.sep)):
+        raise UsageError(f"--{flag}: {path} ends in '/', a folder's name: give a file name, such as {p/example}")
+    if not p.resolve().parent.is_dir(): raise UsageError(f"--{flag}: {path}: no folder {p.resolve().parent}")
+    if not os.access(p.resolve().parent, os.W_OK): raise UsageError(f"--{flag}: {path}: the folder cannot be written")
+
 # %% ../nbs/00_data.ipynb #5d1366ff
 @call_parse
 @user_errors
 def minibp_make_sample(src:str,        # The canonical mnist.pkl.gz
                        dest:str=None): # The .npz to write (default: the package's own minibp/assets/mnist_sample.npz)
     "Rebuild the embedded MNIST sample from the canonical file, and record its provenance beside it"
-    dest = Path(dest) if dest else sample_path()
-    if dest.suffix != '.npz': raise UsageError(f"--dest: expected a file name ending in .npz, got {dest}")
+    dest = dest or str(sample_path())
+    if Path(dest).suffix != '.npz': raise UsageError(f"--dest: expected a file name ending in .npz, got {dest}")
+    _check_dest(dest, 'dest', 'mnist_sample.npz')       # before any work, as minibp_train's --save_* options
+    meta = Path(dest).with_suffix('.json')
+    if meta.is_dir(): raise UsageError(f"--dest: {dest}: its provenance would replace the folder {meta}")
     info = make_sample(src, dest)
     print(f"{dest}: {info['bytes']:,} bytes, sha256 {info['sha256']}")
 
@@ -265,20 +294,39 @@ def minibp_make_sample(src:str,        # The canonical mnist.pkl.gz
 def load_sample(path=None, # the sample's .npz (default: the one in the package)
                ) -> tuple:
     "The embedded MNIST sample as three (float32 pixels, int64 labels) numpy pairs, after checking its recorded sha256"
-    path = Path(path or sample_path())
-    info = json.loads(path.with_suffix('.json').read_text())
-    check_file(path, info['bytes'], info['sha256'])
+    path = _need_file(path or sample_path(), 'the sample .npz that make_sample writes')
+    meta = _need_file(path.with_suffix('.json'), "the sample's provenance, which make_sample writes beside it")
+    try: info = json.loads(meta.read_text()); size,sha256 = int(info['bytes']),str(info['sha256'])
+    except (ValueError, KeyError, TypeError) as e:
+        raise BadDataError(f"{meta}: not the provenance record make_sample writes ({type(e).__name__}: {e})") from None
+    check_file(path, size, sha256)
     with np.load(path, allow_pickle=False) as z:
         return tuple((z[f'x_{s}'].astype(np.float32)/256, z[f'y_{s}'].astype(np.int64)) for s in SPLITS)
 
 # %% ../nbs/00_data.ipynb #091445a8
-def _named_file(p, what) -> Path:
-    "The MNIST file that `p` names (the file, or a folder holding it); `what` says where `p` came from, for the error"
+def _curl(dest,                       # the file to create
+          remote:Remote=MNIST_REMOTE, # where it is published
+         ) -> str:
+    "A shell command that downloads `remote` to the file `dest`, making its folders; both quoted for the shell"
+    return f"curl -L --create-dirs -o {shlex.quote(str(dest))} {shlex.quote(remote.url)}"
+
+def _named_file(p,                          # a folder holding mnist.pkl.gz, or the file
+                what:str,                   # where `p` came from, for the error ('path', 'MINIBP_DATA')
+                remote:Remote=MNIST_REMOTE, # where the file is published, for the download command in the error
+               ) -> Path:
+    "The MNIST file that `p` names (the file, or a folder holding it); else an error saying how to put it there"
     p = Path(p).expanduser()
-    f = p/MNIST_FNAME if p.is_dir() else p
-    if not f.is_file():
-        raise FileNotFoundError(f"{what} {p}: expected {MNIST_FNAME} or a folder holding it, found nothing there")
-    return f
+    if p.is_file(): return p
+    f = p/MNIST_FNAME
+    if f.is_file(): return f
+    if f.is_dir(): raise IsADirectoryError(f"{what} {p}: {f} is a folder, not the file {MNIST_FNAME}")
+    if p.is_dir():
+        raise FileNotFoundError(f"{what} {p}: the folder holds no {MNIST_FNAME}; "
+                                f"save it there with: {_curl(f, remote)}")
+    if p.exists(): raise UsageError(f"{what} {p}: not a regular file (expected {MNIST_FNAME} or a folder holding it)")
+    if p.name == MNIST_FNAME and p.parent.is_dir():
+        raise FileNotFoundError(f"{what} {p}: no such file; save it there with: {_curl(p, remote)}")
+    raise FileNotFoundError(f"{what} {p}: expected {MNIST_FNAME} or a folder holding it, found nothing there")
 
 # %% ../nbs/00_data.ipynb #7925e4d7
 def _cached(remote:Remote) -> tuple:
@@ -286,7 +334,7 @@ def _cached(remote:Remote) -> tuple:
     cached = cache_dir()/MNIST_FNAME
     if not cached.exists(): return None, 'no cached copy'
     try: return check_file(cached, remote.size, remote.sha256), 'the cache'
-    except CorruptFileError as e:
+    except (CorruptFileError, IsADirectoryError) as e:
         os.replace(cached, f'{cached}.corrupt')
         print(f"minibp: the cached file is corrupt ({e}); moved aside to {cached}.corrupt", file=sys.stderr)
         return None, f'the cached copy was corrupt (moved aside to {MNIST_FNAME}.corrupt)'
@@ -297,14 +345,15 @@ def locate_mnist(path=None,                 # a folder holding mnist.pkl.gz, or 
                  progress:bool=True,        # show a progress bar while downloading
                 ) -> tuple:
     "Find MNIST: `path`, `$MINIBP_DATA`, the verified cache, a download of `remote`; return `(file or None, whence)`"
-    if path is not None: return _named_file(path, 'path'), 'the path given'
-    if os.environ.get('MINIBP_DATA'): return _named_file(os.environ['MINIBP_DATA'], 'MINIBP_DATA'), 'MINIBP_DATA'
+    if path is not None: return _named_file(path, 'path', remote), 'the path given'
+    if env := os.environ.get('MINIBP_DATA'): return _named_file(env, 'MINIBP_DATA', remote), 'MINIBP_DATA'
     f,cache = _cached(remote)
     if f is not None: return f, cache
     tried = f'no path given, no MINIBP_DATA, {cache}'
     if not download: return None, f'{tried}, downloads disabled'
     try: f = download_checked(remote.url, cache_dir()/MNIST_FNAME, remote.size, remote.sha256, progress=progress)
     except DownloadError as e: return None, f'{tried}, and the download failed: {e}'
+    except OSError as e: return None, f'{tried}, and the cache {cache_dir()} cannot be written ({e.strerror or e})'
     return f, f'a download from {remote.url}'
 
 # %% ../nbs/00_data.ipynb #5e3cd4f9
@@ -317,13 +366,22 @@ class Mnist(NamedTuple):
     is_sample: bool  # whether this is the embedded sample
 
 # %% ../nbs/00_data.ipynb #c048d309
+def _can_write(d:Path, # a folder, which may not exist yet
+              ) -> bool:
+    "Whether the folder `d` can be written, or made: its nearest existing ancestor is a folder this user can write"
+    while not d.exists() and d.parent != d: d = d.parent
+    return d.is_dir() and os.access(d, os.W_OK)
+
 def how_to_get(remote:Remote=MNIST_REMOTE, # where the file is published
               ) -> str:
     "How to put the full file where `locate_mnist` looks: a shell command saving it into the cache, or `MINIBP_DATA`"
     dest = cache_dir()/MNIST_FNAME
-    return (f"to use the full set ({remote.size/1e6:.0f} MB), save it where minibp looks: "
-            f"curl -L --create-dirs -o {shlex.quote(str(dest))} {shlex.quote(remote.url)} "
-            f"(or set MINIBP_DATA to a folder holding {MNIST_FNAME})")
+    full = f"to use the full set ({remote.size/1e6:.0f} MB)"
+    if _can_write(dest.parent):
+        return (f"{full}, save it where minibp looks: {_curl(dest, remote)} "
+                f"(or set MINIBP_DATA to a folder holding {MNIST_FNAME})")
+    return (f"{full}, save it in a folder you can write (the cache {dest.parent} cannot be) and point MINIBP_DATA at "
+            f"it: {_curl(Path('mnist-data')/MNIST_FNAME, remote)} && export MINIBP_DATA=\"$PWD/mnist-data\"")
 
 def load_mnist(path=None,                   # a folder holding mnist.pkl.gz, or the file (default: see `locate_mnist`)
                sample:bool=False,           # use the embedded sample
