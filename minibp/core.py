@@ -67,7 +67,7 @@ def user_errors(f, # a command's function, placed under fastcore's `@call_parse`
     def _f(*args, **kwargs):
         try: return f(*args, **kwargs)
         except _USER_ERRORS as e:
-            print(f"{f.__name__}: error: {' '.join(str(e).split())}", file=sys.stderr)
+            print(f"{f.__name__}: error: {' '.join(str(e).splitlines())}", file=sys.stderr)   # spaces kept: paths
             sys.exit(2)
     return _f
 
@@ -82,14 +82,15 @@ def run_command(f,        # a command's function (under `@call_parse`)
     return code, out.getvalue(), err.getvalue()
 
 # %% ../nbs/16_core.ipynb #e14fc786
-def check_dest(path:str|None, # the file a command will write (None: it writes none)
-               flag:str,      # the command's option, for the message: `--{flag}`
+def check_dest(path:str|None,     # the file a command will write (None: it writes none)
+               flag:str,          # the command's option, for the message: `--{flag}`
+               example:str='out', # a file name to suggest when `path` is a folder
               ):
     "A `UsageError` unless `path` names a file that can be written in a folder that exists: check before the work"
     if path is None: return
     p = Path(path)
-    if p.is_dir(): raise UsageError(f"--{flag}: {path} is a folder: give a file name, such as {p/'out'}")
+    if p.is_dir(): raise UsageError(f"--{flag}: {path} is a folder: give a file name, such as {p/example}")
     if str(path).endswith(('/', os.sep)):
-        raise UsageError(f"--{flag}: {path} ends in '/', a folder's name: give a file name, such as {p/'out'}")
+        raise UsageError(f"--{flag}: {path} ends in '/', a folder's name: give a file name, such as {p/example}")
     if not p.resolve().parent.is_dir(): raise UsageError(f"--{flag}: {path}: no folder {p.resolve().parent}")
     if not os.access(p.resolve().parent, os.W_OK): raise UsageError(f"--{flag}: {path}: the folder cannot be written")

@@ -12,7 +12,7 @@ import numpy as np, torch
 from torch import Tensor
 from fastcore.script import call_parse
 from fastprogress.fastprogress import progress_bar
-from .core import UsageError, user_errors, write_atomic
+from .core import UsageError, user_errors, write_atomic, check_dest
 
 # %% auto #0
 __all__ = ['MNIST_URL', 'MNIST_SHA256', 'MNIST_SIZE', 'MNIST_FNAME', 'MNIST_REMOTE', 'SAMPLE_PER_CLASS', 'SPLITS', 'show_digits',
@@ -262,20 +262,6 @@ def make_sample(src,                            # the canonical mnist.pkl.gz
     write_atomic(dest.with_suffix('.json'), lambda t: Path(t).write_text(json.dumps(info, indent=2)+'\n'))
     return info
 
-# %% ../nbs/00_data.ipynb #7628568d
-def _check_dest(path:str|None,     # the file a command will write, as given; None: nothing to check
-                flag:str,          # the option that gave it, for the error
-                example:str='out', # a file name to suggest when `path` is a folder
-               ):
-    "A `UsageError` unless `path` (if given) names a file that can be written: checked before the work, not after"
-    if path is None: return
-    p = Path(path)
-    if p.is_dir(): raise UsageError(f"--{flag}: {path} is a folder: give a file name, such as {p/example}")
-    if str(path).endswith(('/', os.sep)):
-        raise UsageError(f"--{flag}: {path} ends in '/', a folder's name: give a file name, such as {p/example}")
-    if not p.resolve().parent.is_dir(): raise UsageError(f"--{flag}: {path}: no folder {p.resolve().parent}")
-    if not os.access(p.resolve().parent, os.W_OK): raise UsageError(f"--{flag}: {path}: the folder cannot be written")
-
 # %% ../nbs/00_data.ipynb #5d1366ff
 @call_parse
 @user_errors
@@ -284,7 +270,7 @@ def minibp_make_sample(src:str,        # The canonical mnist.pkl.gz
     "Rebuild the embedded MNIST sample from the canonical file, and record its provenance beside it"
     dest = dest or str(sample_path())
     if Path(dest).suffix != '.npz': raise UsageError(f"--dest: expected a file name ending in .npz, got {dest}")
-    _check_dest(dest, 'dest', 'mnist_sample.npz')       # before any work, as minibp_train's --save_* options
+    check_dest(dest, 'dest', 'mnist_sample.npz')        # before any work, as minibp_train's --save_* options
     meta = Path(dest).with_suffix('.json')
     if meta.is_dir(): raise UsageError(f"--dest: {dest}: its provenance would replace the folder {meta}")
     info = make_sample(src, dest)
