@@ -405,7 +405,7 @@ def var_dropout(x:Var,              # input
 
 # %% ../nbs/09_norm.ipynb #101429ed
 BN_MLP_SIZES = (784, 512, 256, 256, 128, 128, 10)            # the layer widths of `bn_mlp`
-BN_MLP_DEFAULTS = dict(epochs=10, bs=128, lr=0.2, momentum=0.9, wd=5e-4)   # its training settings, for `fit`
+BN_MLP_DEFAULTS = dict(epochs=10, bs=128, lr=0.2)   # its own training settings; the rest are notebook 07's `DEFAULTS`
 
 def bn_mlp(seed:int=0,           # seed of the weights and of the dropout masks
            dtype=torch.float32,  # of every parameter and statistic
