@@ -132,7 +132,7 @@ def random_shift(xb:Tensor,                  # a batch of rows of 784 pixels, (n
     return padded[torch.arange(n, device=dev)[:, None, None], rows, cols].reshape(n, 784)
 
 # %% ../nbs/11_cnn.ipynb #11aead70
-CNN_DEFAULTS = dict(epochs=10, bs=64, lr=0.1, momentum=0.9, wd=5e-4, augment=random_shift)
+CNN_DEFAULTS = dict(epochs=10, bs=64, lr=0.1, augment=random_shift)   # momentum, wd: notebook 07's `DEFAULTS`
 
 # %% ../nbs/11_cnn.ipynb #a22886a1
 def _var_layer(l:Module, x:Var, p:dict, training:bool) -> Var:

@@ -17,8 +17,8 @@ from .autograd import Var
 # %% auto #0
 __all__ = ['BN_MLP_SIZES', 'BN_MLP_DEFAULTS', 'check_batch_norm', 'batch_norm_stats', 'batch_norm', 'batch_norm_backward',
            'check_layer_norm', 'layer_norm_stats', 'layer_norm', 'layer_norm_backward', 'dropout_mask', 'dropout',
-           'dropout_backward', 'BatchNorm', 'LayerNorm', 'Dropout', 'var_batch_norm', 'var_layer_norm', 'var_dropout',
-           'bn_mlp']
+           'dropout_backward', 'batch_norm_mode_stats', 'BatchNorm', 'LayerNorm', 'Dropout', 'var_batch_norm',
+           'var_layer_norm', 'var_dropout', 'bn_mlp']
 
 # %% ../nbs/09_norm.ipynb #277b01b2
 def _chan_dims(x:Tensor) -> tuple:
@@ -60,7 +60,11 @@ def batch_norm_stats(x:Tensor,       # the input, (n, c) or (n, c, ...)
     mean = xs.mean(dims)
     xc = xs - _per_chan(mean, x.ndim)                # centred: the mean of each channel subtracted
     var = (xc*xc).mean(dims)                         # biased: divided by N, the values per channel
-    return tuple(t.to(x.dtype) for t in (mean, var, (var + eps).rsqrt()))
+    return _moments(mean, var, eps, x.dtype)
+
+def _moments(mean:Tensor, var:Tensor, eps:float, dtype) -> tuple:
+    "`(mean, var, invstd)` in `dtype`, `invstd = 1/sqrt(var + eps)`: the tail of BatchNorm's and LayerNorm's statistics"
+    return tuple(t.to(dtype) for t in (mean, var, (var + eps).rsqrt()))
 
 def _wide(x:Tensor) -> Tensor:
     "`x` in float32 if it is float16 or bfloat16 (as PyTorch computes their statistics: a float16 square of 300 is inf)"
@@ -130,9 +134,9 @@ def layer_norm_stats(x:Tensor,       # the input, (..., nf)
                     ) -> tuple:
     "Per-row `(mean, var, invstd)` over the last axis, each (..., 1) (keepdim): biased variance (float32 for halves)"
     if x.numel() == 0:                                       # no rows: nothing to average (var_mean would warn)
-        z = x.new_zeros((*x.shape[:-1], 1)); return z, z, (z + eps).rsqrt()
+        z = x.new_zeros((*x.shape[:-1], 1)); return _moments(z, z, eps, x.dtype)
     var,mean = torch.var_mean(_wide(x), -1, correction=0, keepdim=True)
-    return tuple(t.to(x.dtype) for t in (mean, var, (var + eps).rsqrt()))
+    return _moments(mean, var, eps, x.dtype)
 
 def layer_norm(x:Tensor,      # the input, (..., nf)
                w:Tensor,      # scale, (nf,)
@@ -196,6 +200,10 @@ def _check_mask(mask:Tensor, like:Tensor, what:str, name:str):
     if mask.device != like.device:
         raise TypeError(f"{name}: expected the mask on {like.device}, like {what}, got {mask.device}")
 
+def _keep_scaled(t:Tensor, mask:Tensor, p:float) -> Tensor:
+    "`t * mask / (1-p)`: dropout's output from its input, and (the same linear map) its input's gradient from `out.g`"
+    return t*mask.to(t.dtype).div_(1 - p)
+
 def dropout(x:Tensor,    # the input
             mask:Tensor, # boolean keep-mask of `x`'s shape, from `dropout_mask`
             p:float,     # the probability it was drawn with, in [0, 1)
@@ -203,7 +211,7 @@ def dropout(x:Tensor,    # the input
     "Inverted dropout with a given mask: `x * mask / (1-p)`"
     _check_p(p, 'dropout'); _need_tensors('dropout', x=x); _check_mask(mask, x, 'the input', 'dropout')
     if not x.is_floating_point(): raise TypeError(f"dropout: expected a floating-point input, got {x.dtype}")
-    return x*mask.to(x.dtype).div_(1 - p)
+    return _keep_scaled(x, mask, p)
 
 def dropout_backward(g:Tensor,    # the gradient at the output, `out.g`
                      mask:Tensor, # the keep-mask the forward pass used
@@ -212,7 +220,30 @@ def dropout_backward(g:Tensor,    # the gradient at the output, `out.g`
     "The gradient at dropout's input, `g * mask / (1-p)`: the forward pass's own mask, never a fresh one"
     _check_p(p, 'dropout_backward'); _need_tensors('dropout_backward', g=g)
     _check_mask(mask, g, 'the gradient', 'dropout_backward')
-    return g*mask.to(g.dtype).div_(1 - p)
+    return _keep_scaled(g, mask, p)
+
+# %% ../nbs/09_norm.ipynb #041310ca
+def batch_norm_mode_stats(x:Tensor,                 # the input, (n, c) or (n, c, ...)
+                          running_mean:Tensor|None, # (c,): moved in training (None: none kept), used in evaluation
+                          running_var:Tensor|None,  # (c,), the unbiased variance's running estimate: likewise
+                          training:bool=True,       # the batch's statistics (True) or the running ones (False)
+                          momentum:float=0.1,       # how far a training call moves the running statistics
+                          eps:float=1e-5,           # added to the variance before the square root
+                          name:str='batch_norm_mode_stats', # the caller, named in the error
+                         ) -> tuple:
+    "BatchNorm's `(mean, invstd)`, each (c,): the batch's in training, moving the running ones; else the running ones"
+    if training:
+        mean,var,invstd = batch_norm_stats(x, eps)
+        n = x.numel()//x.shape[1]                                  # the values per channel
+        for run,batch in ((running_mean, mean), (running_var, var*(n/(n - 1)))):   # the variance unbiased: N/(N-1)
+            if run is not None: run.mul_(1 - momentum).add_(batch, alpha=momentum)  # (1-m) running + m batch
+        return mean, invstd
+    if running_mean is None or running_var is None:
+        raise ValueError(f"{name}: evaluation (training=False) normalises with the running statistics: "
+                         "pass running_mean and running_var")
+    mean,_,invstd = _moments(running_mean.clone(), running_var, eps, x.dtype)
+    return mean, invstd
+
 
 # %% ../nbs/09_norm.ipynb #29fe543e
 def _check_nf(nf, name:str):
@@ -256,12 +287,8 @@ class BatchNorm(Module):
     def forward(self, x):
         training = self.training
         check_batch_norm(x, self.w, 'BatchNorm', training)
-        if training:
-            mean,var,invstd = batch_norm_stats(x.detach(), self.eps)
-            n = x.numel()//x.shape[1]
-            self.running_mean.mul_(1 - self.momentum).add_(mean, alpha=self.momentum)
-            self.running_var.mul_(1 - self.momentum).add_(var*(n/(n - 1)), alpha=self.momentum)  # unbiased
-        else: mean,invstd = self.running_mean.clone(),(self.running_var + self.eps).rsqrt()
+        mean,invstd = batch_norm_mode_stats(x.detach(), self.running_mean, self.running_var, training,
+                                            self.momentum, self.eps)
         self.stats = (mean, invstd, training)          # a new tuple each call: each call keeps its own
         return batch_norm(x, self.w, self.b, mean, invstd)
     def bwd(self, out, x):
@@ -346,15 +373,7 @@ def var_batch_norm(x:Var,                   # input (n, c) or (n, c, ...)
     if training: _check_momentum(momentum, 'var_batch_norm')
     for t,what in ((running_mean, 'running_mean'), (running_var, 'running_var')):
         if t is not None: _check_stats(t, wd.shape, xd, what, 'var_batch_norm')
-    if training:
-        mean,var,invstd = batch_norm_stats(xd, eps)
-        if running_mean is not None: running_mean.mul_(1 - momentum).add_(mean, alpha=momentum)
-        if running_var is not None:
-            n = xd.numel()//xd.shape[1]; running_var.mul_(1 - momentum).add_(var*(n/(n - 1)), alpha=momentum)
-    elif running_mean is None or running_var is None:
-        raise ValueError("var_batch_norm: evaluation (training=False) normalises with the running statistics: "
-                         "pass running_mean and running_var")
-    else: mean,invstd = running_mean.clone(),(running_var + eps).rsqrt()
+    mean,invstd = batch_norm_mode_stats(xd, running_mean, running_var, training, momentum, eps, 'var_batch_norm')
     return Var.from_op(batch_norm(xd, wd, b.data, mean, invstd), (x, w, b),
                        lambda g: batch_norm_backward(g, xd, wd, mean, invstd, batch_stats=training), 'batch_norm')
 
@@ -386,7 +405,7 @@ def var_dropout(x:Var,              # input
 
 # %% ../nbs/09_norm.ipynb #101429ed
 BN_MLP_SIZES = (784, 512, 256, 256, 128, 128, 10)            # the layer widths of `bn_mlp`
-BN_MLP_DEFAULTS = dict(epochs=10, bs=128, lr=0.2, momentum=0.9, wd=5e-4)   # its training settings, for `fit`
+BN_MLP_DEFAULTS = dict(epochs=10, bs=128, lr=0.2)   # its own training settings; the rest are notebook 07's `DEFAULTS`
 
 def bn_mlp(seed:int=0,           # seed of the weights and of the dropout masks
            dtype=torch.float32,  # of every parameter and statistic
