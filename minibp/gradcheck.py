@@ -249,7 +249,7 @@ def _reference(layer, inputs:tuple, params:dict, rng:tuple, judged:dict) -> tupl
                                f"and no float64 copy runs ({type(e).__name__}: {e}); use float64") from e
         return (lambda: _replayed(lambda: base(*inputs), rng)), judged
 
-def gradcheck_layer(layer,   # called on `inputs`, then `backward()`; each tensor attribute is checked, listed or not
+def gradcheck_layer(layer,   # called on `inputs`, then `backward()`; each tensor attribute but buffers() is checked
                     *inputs, # tensors of any floating dtype and device; a loss's targets (the inputs after the first,
                              # for a scalar output) are checked only where backward sets their `.g`; integer labels too
                     eps:float=1e-6,  # the nudge of `numeric_grad`, in float64
@@ -257,7 +257,7 @@ def gradcheck_layer(layer,   # called on `inputs`, then `backward()`; each tenso
                     seed:int=0,      # seed of the random upstream gradient `G`
                     name:str|None=None, # the check's name (default: the layer's class)
                    ) -> list:
-    "One row per input and per tensor the layer holds: its `.g` after one `backward()` against float64 differences"
+    "One row per input and per tensor the layer holds, buffers() aside: its `.g` against float64 finite differences"
     inputs = tuple(t.detach().clone() if isinstance(t, Tensor) else t for t in inputs)   # the caller's stay untouched
     before,rng = _held(layer),_rng_state(layer, inputs)
     out = layer(*inputs)

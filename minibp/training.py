@@ -356,7 +356,7 @@ def _augment_gen(augment, x:Tensor, seed:int):
 def _forward_rows(m, x:Tensor):
     "A training-mode forward pass of a copy of the model `m` (a `Sequential`'s layers, or a torch module) on `x`"
     m = copy.deepcopy(m).train()
-    with torch.no_grad():
+    with torch.no_grad(), torch.random.fork_rng(devices=[x.device] if x.is_cuda else []):   # the run's draws untouched
         if not isinstance(m, Sequential): return m(x)
         for l in m.layers: x = l(x)
 
