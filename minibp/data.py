@@ -181,8 +181,9 @@ def load_pickle(path, # a pickle of numpy arrays, gzipped or not
     except UnsafePickleError as e: raise UnsafePickleError(f"{path}: {e}") from None
     except (EOFError, OSError, zlib.error, ValueError, TypeError, AttributeError, IndexError,
             pickle.UnpicklingError) as e:
+        kind = 'zlib.error' if isinstance(e, zlib.error) else type(e).__name__    # zlib's class is named just 'error'
         raise BadDataError(f"{path}: not a readable {'gzipped ' if gz else ''}pickle of numpy arrays "
-                           f"({type(e).__name__}: {e})") from None
+                           f"({kind}: {e})") from None
 
 # %% ../nbs/00_data.ipynb #974b676c
 def _found(a) -> str:

@@ -29,6 +29,21 @@ def _per_chan(t:Tensor, ndim:int) -> Tensor:
     "A per-channel tensor (c,) shaped to broadcast against an input of `ndim` axes with channels on axis 1"
     return t.reshape(-1, *([1]*(ndim - 2)))
 
+def _check_bn_input(x:Tensor, name:str, training:bool, c:int|None=None):
+    "Raise a clear error unless `x` is a non-empty floating (n, c, ...) tensor (`c` channels if given) to normalise"
+    _need_tensors(name, x=x)
+    if not x.is_floating_point(): raise TypeError(f"{name}: expected a floating-point input, got {x.dtype}")
+    if x.ndim < 2 or (c is not None and x.shape[1] != c):
+        cs = 'c' if c is None else c
+        raise ValueError(f"{name}: expected an input of shape (n, {cs}) or (n, {cs}, ...) (channels on axis 1), "
+                         f"got {shape_of(x)}")
+    if x.numel() == 0: raise ValueError(f"{name}: empty input of shape {shape_of(x)}: expected at least one row")
+    if training and x.numel() == x.shape[1]:
+        raise ValueError(f"{name}: expected more than one value per channel in training, got an input of shape "
+                         f"{shape_of(x)}: the variance of one value is 0, so every output would be the shift b "
+                         "whatever the input, and no gradient would reach the input (PyTorch refuses it too); "
+                         "use a batch of 2 or more, or evaluation mode")
+
 def check_batch_norm(x:Tensor,           # the input, (n, c) or (n, c, ...)
                      w:Tensor,           # the scale, (c,): it says how many channels are expected
                      name:str,           # the caller, named in the error
@@ -37,25 +52,23 @@ def check_batch_norm(x:Tensor,           # the input, (n, c) or (n, c, ...)
     "Raise a clear error unless `x` is a floating (n, c, ...) tensor with `w`'s c channels, dtype and device"
     _need_tensors(name, x=x, w=w)
     if w.ndim != 1: raise ValueError(f"{name}: expected w of shape (c,), one scale per channel, got {shape_of(w)}")
-    if not x.is_floating_point(): raise TypeError(f"{name}: expected a floating-point input, got {x.dtype}")
-    if x.ndim < 2 or x.shape[1] != w.shape[0]:
-        raise ValueError(f"{name}: expected an input of shape (n, {w.shape[0]}) or (n, {w.shape[0]}, ...) "
-                         f"(channels on axis 1), got {shape_of(x)}")
+    _check_bn_input(x, name, training, w.shape[0])
     if (x.dtype, x.device) != (w.dtype, w.device):
         raise TypeError(f"{name}: expected an input in {w.dtype} on {w.device}, like the layer's weights, "
                         f"got {x.dtype} on {x.device}")
-    if x.numel() == 0: raise ValueError(f"{name}: empty input of shape {shape_of(x)}: expected at least one row")
-    if training and x.numel() == x.shape[1]:
-        raise ValueError(f"{name}: expected more than one value per channel in training, got an input of shape "
-                         f"{shape_of(x)}: the variance of one value is 0, so every output would be the shift b "
-                         "whatever the input, and no gradient would reach the input (PyTorch refuses it too); "
-                         "use a batch of 2 or more, or evaluation mode")
+
+def _check_eps(eps, name:str):
+    "Raise a clear error unless `eps` is a number > 0 (with 0, a channel of equal values divides by 0)"
+    if isinstance(eps, bool) or not isinstance(eps, numbers.Real):
+        raise TypeError(f"{name}: expected eps as a number > 0, got {type(eps).__name__}")
+    if not eps > 0: raise ValueError(f"{name}: expected eps > 0, got {eps}")
 
 # %% ../nbs/09_norm.ipynb #c1792c0c
 def batch_norm_stats(x:Tensor,       # the input, (n, c) or (n, c, ...)
-                     eps:float=1e-5, # added to the variance before the square root
+                     eps:float=1e-5, # added to the variance before the square root, > 0
                     ) -> tuple:
     "Per-channel `(mean, var, invstd)`, each (c,), over every axis but 1: biased variance, `invstd = 1/sqrt(var + eps)`"
+    _check_bn_input(x, 'batch_norm_stats', training=False); _check_eps(eps, 'batch_norm_stats')
     dims,xs = _chan_dims(x),_wide(x)
     mean = xs.mean(dims)
     xc = xs - _per_chan(mean, x.ndim)                # centred: the mean of each channel subtracted
@@ -114,25 +127,32 @@ def batch_norm_backward(g:Tensor,      # the gradient at the output, `out.g`, th
     return torch.addcmul(-k*c(b_g)/n, xhat, -k*c(w_g)/n).addcmul_(g, k), w_g, b_g
 
 # %% ../nbs/09_norm.ipynb #c09aa284
+def _check_ln_input(x:Tensor, name:str, nf:int|None=None):
+    "Raise a clear error unless `x` is a floating (..., nf) tensor (`nf` features if given, at least one)"
+    _need_tensors(name, x=x)
+    if not x.is_floating_point(): raise TypeError(f"{name}: expected a floating-point input, got {x.dtype}")
+    if x.ndim < 1 or x.shape[-1] == 0 or (nf is not None and x.shape[-1] != nf):
+        raise ValueError(f"{name}: expected an input of shape (..., {'nf' if nf is None else nf}) (features on the "
+                         f"last axis, at least one), got {shape_of(x)}")
+
 def check_layer_norm(x:Tensor, # the input, (..., nf)
                      w:Tensor, # the scale, (nf,)
                      name:str, # the caller, named in the error
                     ):
     "Raise a clear error unless `x` is a floating (..., nf) tensor with `w`'s nf features, dtype and device"
     _need_tensors(name, x=x, w=w)
-    if w.ndim != 1: raise ValueError(f"{name}: expected w of shape (nf,), one scale per feature, got {shape_of(w)}")
-    if not x.is_floating_point(): raise TypeError(f"{name}: expected a floating-point input, got {x.dtype}")
-    if x.ndim < 1 or x.shape[-1] != w.shape[0]:
-        raise ValueError(f"{name}: expected an input of shape (..., {w.shape[0]}) (features on the last axis), "
-                         f"got {shape_of(x)}")
+    if w.ndim != 1 or len(w) == 0:
+        raise ValueError(f"{name}: expected w of shape (nf,), one scale per feature (nf >= 1), got {shape_of(w)}")
+    _check_ln_input(x, name, w.shape[0])
     if (x.dtype, x.device) != (w.dtype, w.device):
         raise TypeError(f"{name}: expected an input in {w.dtype} on {w.device}, like the layer's weights, "
                         f"got {x.dtype} on {x.device}")
 
 def layer_norm_stats(x:Tensor,       # the input, (..., nf)
-                     eps:float=1e-5, # added to the variance before the square root
+                     eps:float=1e-5, # added to the variance before the square root, > 0
                     ) -> tuple:
     "Per-row `(mean, var, invstd)` over the last axis, each (..., 1) (keepdim): biased variance (float32 for halves)"
+    _check_ln_input(x, 'layer_norm_stats'); _check_eps(eps, 'layer_norm_stats')
     if x.numel() == 0:                                       # no rows: nothing to average (var_mean would warn)
         z = x.new_zeros((*x.shape[:-1], 1)); return _moments(z, z, eps, x.dtype)
     var,mean = torch.var_mean(_wide(x), -1, correction=0, keepdim=True)
@@ -223,40 +243,6 @@ def dropout_backward(g:Tensor,    # the gradient at the output, `out.g`
     return _keep_scaled(g, mask, p)
 
 # %% ../nbs/09_norm.ipynb #041310ca
-def batch_norm_mode_stats(x:Tensor,                 # the input, (n, c) or (n, c, ...)
-                          running_mean:Tensor|None, # (c,): moved in training (None: none kept), used in evaluation
-                          running_var:Tensor|None,  # (c,), the unbiased variance's running estimate: likewise
-                          training:bool=True,       # the batch's statistics (True) or the running ones (False)
-                          momentum:float=0.1,       # how far a training call moves the running statistics
-                          eps:float=1e-5,           # added to the variance before the square root
-                          name:str='batch_norm_mode_stats', # the caller, named in the error
-                         ) -> tuple:
-    "BatchNorm's `(mean, invstd)`, each (c,): the batch's in training, moving the running ones; else the running ones"
-    if training:
-        mean,var,invstd = batch_norm_stats(x, eps)
-        n = x.numel()//x.shape[1]                                  # the values per channel
-        for run,batch in ((running_mean, mean), (running_var, var*(n/(n - 1)))):   # the variance unbiased: N/(N-1)
-            if run is not None: run.mul_(1 - momentum).add_(batch, alpha=momentum)  # (1-m) running + m batch
-        return mean, invstd
-    if running_mean is None or running_var is None:
-        raise ValueError(f"{name}: evaluation (training=False) normalises with the running statistics: "
-                         "pass running_mean and running_var")
-    mean,_,invstd = _moments(running_mean.clone(), running_var, eps, x.dtype)
-    return mean, invstd
-
-
-# %% ../nbs/09_norm.ipynb #29fe543e
-def _check_nf(nf, name:str):
-    "Raise a clear error unless `nf` is an int >= 1"
-    if isinstance(nf, bool) or not isinstance(nf, int) or nf < 1:
-        raise ValueError(f"{name}: expected the number of features nf as an int >= 1, got {type(nf).__name__} {nf!r}")
-
-def _check_eps(eps, name:str):
-    "Raise a clear error unless `eps` is a number > 0 (with 0, a channel of equal values divides by 0)"
-    if isinstance(eps, bool) or not isinstance(eps, numbers.Real):
-        raise TypeError(f"{name}: expected eps as a number > 0, got {type(eps).__name__}")
-    if not eps > 0: raise ValueError(f"{name}: expected eps > 0, got {eps}")
-
 def _check_momentum(momentum, name:str):
     "Raise a clear error unless `momentum` is a number in [0, 1]; None (PyTorch's cumulative average) is refused"
     if momentum is None:
@@ -265,6 +251,43 @@ def _check_momentum(momentum, name:str):
     if isinstance(momentum, bool) or not isinstance(momentum, numbers.Real):
         raise TypeError(f"{name}: expected momentum as a number in [0, 1], got {type(momentum).__name__}")
     if not 0 <= momentum <= 1: raise ValueError(f"{name}: expected momentum in [0, 1], got {momentum}")
+
+def _check_mode_stats(x, running_mean, running_var, training, momentum, eps, name:str):
+    "Raise a clear error unless `batch_norm_mode_stats`'s arguments are what it expects"
+    if not isinstance(training, bool):
+        raise TypeError(f"{name}: expected training as True or False, got {type(training).__name__} {training!r}")
+    _check_bn_input(x, name, training); _check_eps(eps, name)
+    if training: _check_momentum(momentum, name)
+    for t,what in ((running_mean, 'running_mean'), (running_var, 'running_var')):
+        if t is not None: _check_stats(t, x.shape[1:2], x, what, name)
+    if not training and (running_mean is None or running_var is None):
+        raise ValueError(f"{name}: evaluation (training=False) normalises with the running statistics: "
+                         "pass running_mean and running_var")
+
+def batch_norm_mode_stats(x:Tensor,                 # the input, (n, c) or (n, c, ...)
+                          running_mean:Tensor|None, # (c,): moved in training (None: none kept), used in evaluation
+                          running_var:Tensor|None,  # (c,), the unbiased variance's running estimate: likewise
+                          training:bool=True,       # the batch's statistics (True) or the running ones (False)
+                          momentum:float=0.1,       # how far a training call moves the running statistics, in [0, 1]
+                          eps:float=1e-5,           # added to the variance before the square root, > 0
+                          name:str='batch_norm_mode_stats', # the caller, named in the error
+                         ) -> tuple:
+    "BatchNorm's `(mean, invstd)`, each (c,): the batch's in training, moving the running ones; else the running ones"
+    _check_mode_stats(x, running_mean, running_var, training, momentum, eps, name)
+    if training:
+        mean,var,invstd = batch_norm_stats(x, eps)
+        n = x.numel()//x.shape[1]                                  # the values per channel
+        for run,batch in ((running_mean, mean), (running_var, var*(n/(n - 1)))):   # the variance unbiased: N/(N-1)
+            if run is not None: run.mul_(1 - momentum).add_(batch, alpha=momentum)  # (1-m) running + m batch
+        return mean, invstd
+    mean,_,invstd = _moments(running_mean.clone(), running_var, eps, x.dtype)
+    return mean, invstd
+
+# %% ../nbs/09_norm.ipynb #29fe543e
+def _check_nf(nf, name:str):
+    "Raise a clear error unless `nf` is an int >= 1"
+    if isinstance(nf, bool) or not isinstance(nf, int) or nf < 1:
+        raise ValueError(f"{name}: expected the number of features nf as an int >= 1, got {type(nf).__name__} {nf!r}")
 
 def _float_kw(device, dtype, name:str) -> dict:
     "The parameters' `device` and floating `dtype` (None: PyTorch's default), else a clear error"
@@ -288,7 +311,7 @@ class BatchNorm(Module):
         training = self.training
         check_batch_norm(x, self.w, 'BatchNorm', training)
         mean,invstd = batch_norm_mode_stats(x.detach(), self.running_mean, self.running_var, training,
-                                            self.momentum, self.eps)
+                                            self.momentum, self.eps, 'BatchNorm')
         self.stats = (mean, invstd, training)          # a new tuple each call: each call keeps its own
         return batch_norm(x, self.w, self.b, mean, invstd)
     def bwd(self, out, x):
@@ -366,13 +389,7 @@ def var_batch_norm(x:Var,                   # input (n, c) or (n, c, ...)
     "BatchNorm as one engine operation, as `F.batch_norm`; its backward is `batch_norm_backward`"
     x,w,b = _as_var(x),_as_var(w),_as_var(b)
     xd,wd = x.data,w.data
-    if not isinstance(training, bool):
-        raise TypeError(f"var_batch_norm: expected training as True or False, "
-                        f"got {type(training).__name__} {training!r}")
-    check_batch_norm(xd, wd, 'var_batch_norm', training); _check_eps(eps, 'var_batch_norm')
-    if training: _check_momentum(momentum, 'var_batch_norm')
-    for t,what in ((running_mean, 'running_mean'), (running_var, 'running_var')):
-        if t is not None: _check_stats(t, wd.shape, xd, what, 'var_batch_norm')
+    check_batch_norm(xd, wd, 'var_batch_norm', training=False)   # the mode's checks: batch_norm_mode_stats's
     mean,invstd = batch_norm_mode_stats(xd, running_mean, running_var, training, momentum, eps, 'var_batch_norm')
     return Var.from_op(batch_norm(xd, wd, b.data, mean, invstd), (x, w, b),
                        lambda g: batch_norm_backward(g, xd, wd, mean, invstd, batch_stats=training), 'batch_norm')
