@@ -605,7 +605,7 @@ def minibp_bench(json:str=None,         # Write the results as JSON to this file
     "Time and peak memory of minibp's hand-written backward and engine against PyTorch's; the CNN's: print every ratio"
     _check_bench_args(reps, rows, epoch_reps, conv_reps, cnn_rows)
     dev = str(check_device(device))
-    check_dest(json, 'json')                  # before the minutes of measuring, not after
+    check_dest(json, 'json', 'bench.json')    # before the minutes of measuring, not after
     res = benchmark(rows, reps, device=dev)
     res['epoch'] = epoch_benchmark(rows, reps=epoch_reps, device=dev)
     if not no_conv:

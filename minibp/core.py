@@ -88,9 +88,12 @@ def check_dest(path:str|None,     # the file a command will write (None: it writ
               ):
     "A `UsageError` unless `path` names a file that can be written in a folder that exists: check before the work"
     if path is None: return
+    if not str(path).strip(): raise UsageError(f"--{flag}: expected a file name, got an empty one")
     p = Path(path)
     if p.is_dir(): raise UsageError(f"--{flag}: {path} is a folder: give a file name, such as {p/example}")
     if str(path).endswith(('/', os.sep)):
         raise UsageError(f"--{flag}: {path} ends in '/', a folder's name: give a file name, such as {p/example}")
-    if not p.resolve().parent.is_dir(): raise UsageError(f"--{flag}: {path}: no folder {p.resolve().parent}")
-    if not os.access(p.resolve().parent, os.W_OK): raise UsageError(f"--{flag}: {path}: the folder cannot be written")
+    d = p.resolve().parent
+    if d.exists() and not d.is_dir(): raise UsageError(f"--{flag}: {path}: {d} is a file, not a folder")
+    if not d.is_dir(): raise UsageError(f"--{flag}: {path}: no folder {d}")
+    if not os.access(d, os.W_OK): raise UsageError(f"--{flag}: {path}: the folder cannot be written")

@@ -587,7 +587,8 @@ def minibp_train(epochs:int=None,                   # Epochs (default: the model
     if model != 'mlp' and hidden is not None:
         raise UsageError(f"--hidden applies only to --model mlp (its hidden units), not to --model {model}")
     _check_train_args(epochs, hidden, bs, lr, momentum, wd, seed)
-    for dest,flag in ((save_plot, 'save_plot'), (save_weights, 'save_weights')): check_dest(dest, flag)
+    for dest,flag,eg in ((save_plot, 'save_plot', 'loss.png'), (save_weights, 'save_weights', 'weights.pt')):
+        check_dest(dest, flag, eg)
     dev = check_device(device)
     data = mnist_normalized(path, sample)
     try: stepper,hist = train(data, hidden, epochs, bs, lr, momentum, wd, seed, device=dev, model=model,
