@@ -190,10 +190,10 @@ def loss_kind(n_out:int, # the network's outputs per row
 def ce_layer_cases(seed:int=0,          # seed for the logits and labels
                    dtype=torch.float64, # the logits' dtype
                   ) -> list:
-    "(layer, inputs) for the cross-entropy layers, with random logits and labels, for `gradcheck_layer`"
-    g = torch.Generator().manual_seed(seed)
-    x = lambda: torch.randn(6, 10, generator=g, dtype=dtype)*3
-    y = torch.randint(0, 10, (6,), generator=g)
+    "(layer, inputs) for the cross-entropy layers, random logits and labels drawn on the CPU, for `gradcheck_layer`"
+    g = torch.Generator(device='cpu').manual_seed(seed)                 # on the CPU, whatever the default device
+    x = lambda: torch.randn(6, 10, generator=g, dtype=dtype, device='cpu')*3
+    y = torch.randint(0, 10, (6,), generator=g, device='cpu')
     return [(LogSoftmax(), (x(),)), (NLL(), (log_softmax(x()), y)), (CrossEntropy(), (x(), y))]
 
 # %% ../nbs/06_cross_entropy.ipynb #bf32e0b6
@@ -201,9 +201,10 @@ def ce_checks(seed:int=0, # seed for the logits and labels
              ) -> list:
     "Rows for `minibp_check`: the cross-entropy layers by finite differences; `CrossEntropy` against `F.cross_entropy`"
     rows = [r for layer,inputs in ce_layer_cases(seed) for r in gradcheck_layer(layer, *inputs)]
-    g = torch.Generator().manual_seed(seed)
+    g,cpu = torch.Generator(device='cpu').manual_seed(seed),dict(device='cpu')   # drawn on the CPU, as ce_layer_cases
     for scale in (1., 100., 1e3, 1e4):
-        xl = torch.randn(8, 10, generator=g)*scale; yl = torch.randint(0, 10, (8,), generator=g)
+        xl = torch.randn(8, 10, generator=g, dtype=torch.float32, **cpu)*scale
+        yl = torch.randint(0, 10, (8,), generator=g, **cpu)
         ce = CrossEntropy(); x_ = xl.clone(); loss = ce(x_, yl); ce.backward()
         ref = xl.clone().requires_grad_(); ref_loss = F.cross_entropy(ref, yl); ref_loss.backward()
         rows += compare_grads({'loss': loss, 'logits': x_.g}, {'loss': ref_loss.detach(), 'logits': ref.grad},

@@ -274,13 +274,13 @@ def batch_norm_mode_stats(x:Tensor,                 # the input, (n, c) or (n, c
                          ) -> tuple:
     "BatchNorm's `(mean, invstd)`, each (c,): the batch's in training, moving the running ones; else the running ones"
     _check_mode_stats(x, running_mean, running_var, training, momentum, eps, name)
-    if training:
-        mean,var,invstd = batch_norm_stats(x, eps)
+    if training:                                   # float16, bfloat16: statistics and the mix in float32, as PyTorch
+        mean,var,invstd = batch_norm_stats(_wide(x), eps)
         n = x.numel()//x.shape[1]                                  # the values per channel
         for run,batch in ((running_mean, mean), (running_var, var*(n/(n - 1)))):   # the variance unbiased: N/(N-1)
-            if run is not None: run.mul_(1 - momentum).add_(batch, alpha=momentum)  # (1-m) running + m batch
-        return mean, invstd
-    mean,_,invstd = _moments(running_mean.clone(), running_var, eps, x.dtype)
+            if run is not None: run.copy_(_wide(run)*(1 - momentum) + batch*momentum)  # (1-m) running + m batch
+        return mean.to(x.dtype), invstd.to(x.dtype)
+    mean,_,invstd = _moments(_wide(running_mean).clone(), _wide(running_var), eps, x.dtype)
     return mean, invstd
 
 # %% ../nbs/09_norm.ipynb #29fe543e
