@@ -281,14 +281,17 @@ def _fd_row(s, k:str, t:Tensor, ref:Tensor, f0:float, floor:float, **kw) -> dict
     row = compare_grads({k: getattr(t, 'g', None)}, {k: num}, kw['tol'], kw['check'], like={k: t})[0]
     if row['ok'] or row['note']: return row
     scale,who = num.abs().max().item(),f"gradcheck_layer: cannot judge {kw['name']}"
+    within = row['abs'] <= kw['tol']*scale + floor                  # within the differences' own rounding
+    if within and floor <= 1e-3*scale:
+        return row | dict(ok=True, note=f'within the rounding of the differences, {floor:.1e}')
     if (kinks := (jump > floor + 1e-3*scale).nonzero().tolist()):   # the two one-sided slopes disagree there
         raise RuntimeError(f"{who} at {k}{kinks[0] if ref.ndim else ''}: not differentiable there (a tie in a max, a "
                            "ReLU input at 0), the slopes on either side differ; move the inputs off the tie or kink")
-    if row['abs'] > kw['tol']*scale + floor: return row                # wrong beyond the differences' own rounding
-    if floor > 1e-3*scale:
-        raise RuntimeError(f"{who}'s `{k}`: its gradient (largest {scale:.1e}) nearly cancels, to within the rounding "
-                           f"of the finite differences ({floor:.1e}) (a batch of 2?): use more rows")
-    return row | dict(ok=True, note=f'within the rounding of the differences, {floor:.1e}')
+    if within:
+        raise RuntimeError(f"{who}'s `{k}`: its gradient (largest {scale:.1e}) is within 1000 times the rounding of "
+                           f"the finite differences ({floor:.1e}), too close to judge: a gradient that nearly cancels "
+                           "(a batch of 2?) or outputs far larger than their changes; use more rows")
+    return row                                                         # wrong beyond the differences' own rounding
 
 def _no_meta(layer, inputs:tuple):
     "A clear error for tensors on the meta device, which hold no values to differentiate"
