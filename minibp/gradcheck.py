@@ -251,7 +251,8 @@ def _check_replay(run, out:Tensor, name:str):
                            "generator kept on the layer) or its updates to check it")
     if (e := rel_err(a, out)) > _REPLAY_TOL.get(out.dtype, 5e-2):
         raise RuntimeError(f"gradcheck_layer: cannot judge {name}: its float64 copy's output differs from its own by a "
-                           f"relative {e:.2g} ({why}, or draws that depend on the dtype?); check it in float64")
+                           f"relative {e:.2g} ({why}, or draws that depend on the dtype, or its own rounding in "
+                           f"{str(out.dtype)[6:]}?); check it in float64")
 
 # %% ../nbs/05_gradcheck.ipynb #90fadbaa
 def _judged(named:dict, params:dict, scalar:bool) -> dict:
