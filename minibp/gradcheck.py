@@ -14,8 +14,9 @@ from .chain_rule import sympy_mlp_grads
 from .layers import PlainLin, PlainRelu, PlainMse, Lin, Relu, Mse
 
 # %% auto #0
-__all__ = ['GRAD_NAMES', 'GRADCHECK_TOL', 'UPSTREAM_SCALAR', 'check_params', 'max_abs_err', 'rel_err', 'autograd_grads',
-           'manual_grads', 'compare_grads', 'numeric_grad', 'gradcheck_layer', 'layer_cases', 'sympy_check']
+__all__ = ['GRAD_NAMES', 'GRADCHECK_TOL', 'UPSTREAM_SCALAR', 'FD_NOISE', 'check_params', 'max_abs_err', 'rel_err',
+           'autograd_grads', 'manual_grads', 'compare_grads', 'numeric_grad', 'gradcheck_layer', 'layer_cases',
+           'sympy_check']
 
 # %% ../nbs/05_gradcheck.ipynb #672bf18f
 def check_params(n_in:int,            # inputs per row
@@ -132,6 +133,18 @@ def _scalar(v) -> float:
         raise ValueError(f"numeric_grad: f() must return a scalar, got a tensor of shape {shape_of(v)}")
     return float(v)
 
+def _nudges(f, t:Tensor, eps:float):
+    "For each element `i` of `t` (checked by `_nudgeable` first): `(i, f() at t[i] + eps, f() at t[i] - eps)`"
+    _nudgeable(t)
+    with torch.no_grad():                               # `t` may be a leaf that requires grad, or a view
+        for i in itertools.product(*map(range, t.shape)):
+            orig = t[i].item()
+            try:
+                t[i] = orig + eps; hi = _scalar(f())
+                t[i] = orig - eps; lo = _scalar(f())
+            finally: t[i] = orig
+            yield i,hi,lo
+
 def numeric_grad(f,              # a function of no arguments returning a scalar (a number or a 0-d tensor), reading `t`
                  t:Tensor,       # the tensor to differentiate with respect to; changed in place, then restored
                  eps:float=1e-6, # the nudge
@@ -140,14 +153,7 @@ def numeric_grad(f,              # a function of no arguments returning a scalar
     # float64 for checks; float32 runs, with the larger errors this notebook measures; float16/bfloat16: TypeError
     _nudgeable(t)
     g = torch.zeros(t.shape, dtype=torch.float64, device='cpu')
-    with torch.no_grad():                               # `t` may be a leaf that requires grad, or a view
-        for i in itertools.product(*map(range, t.shape)):
-            orig = t[i].item()
-            try:
-                t[i] = orig + eps; hi = _scalar(f())
-                t[i] = orig - eps; lo = _scalar(f())
-            finally: t[i] = orig
-            g[i] = (hi - lo)/(2*eps)
+    for i,hi,lo in _nudges(f, t, eps): g[i] = (hi - lo)/(2*eps)
     return g.to(t.device)
 
 # %% ../nbs/05_gradcheck.ipynb #8b31fee3
@@ -173,14 +179,23 @@ def _float64_copy(layer, inputs:tuple, params:dict) -> tuple:
     return copy.deepcopy(layer, memo), tuple(f64(t) for t in inputs), {k: memo[id(p)] for k,p in params.items()}
 
 # %% ../nbs/05_gradcheck.ipynb #234892a0
+def _attr_tensors(layer) -> dict:
+    "The tensors `layer` holds as attributes, or in list, tuple and dict attributes (named `ps[0]`, `d['w']`), by name"
+    def named(k, v):
+        if isinstance(v, Tensor): return {k: v}
+        if isinstance(v, (list, tuple)): v = dict(enumerate(v))
+        return {n: t for i,o in v.items() for n,t in named(f'{k}[{i!r}]', o).items()} if isinstance(v, dict) else {}
+    items = [(k, v) for k,v in getattr(layer, '__dict__', {}).items() if k != '_calls']   # `Module`'s record of calls
+    return {n: t for k,v in items for n,t in named(k, v).items()}
+
 def _held(layer) -> dict:
-    "The floating tensors `layer` holds as attributes, by name (weights, and whatever its last call kept)"
-    return {k: v for k,v in getattr(layer, '__dict__', {}).items() if isinstance(v, Tensor) and v.is_floating_point()}
+    "The floating tensors `layer` holds (`_attr_tensors`), by name (weights, and whatever its last call kept)"
+    return {k: v for k,v in _attr_tensors(layer).items() if v.is_floating_point()}
 
 def _named(layer, inputs:tuple, held:dict|None=None) -> tuple:
     "The tensor inputs by name; the tensors `layer.parameters()` lists (by attribute, else place), then those in `held`"
     learnt = list(layer.parameters()) if hasattr(layer, 'parameters') else []
-    attrs = {id(v): k for k,v in vars(layer).items() if isinstance(v, Tensor)}
+    attrs = {id(v): k for k,v in _attr_tensors(layer).items()}
     params = {attrs.get(id(p), f'param {i}'): p for i,p in enumerate(learnt)}
     params |= {k: v for k,v in (held or {}).items() if all(v is not p for p in learnt)}
     return {('inp' if i == 0 else f'input {i}'): t for i,t in enumerate(inputs) if isinstance(t, Tensor)}, params
@@ -194,16 +209,18 @@ def _upstream(out:Tensor, seed:int) -> Tensor:
     return torch.randn(out.shape, generator=g, dtype=torch.float64, device='cpu').to(out.device, out.dtype)
 
 def _rng_state(layer, inputs:tuple) -> tuple:
-    """What a call of `layer` may draw from: a copy of the layer sharing its tensors (its own generators, as they are
-    now; None if it cannot be copied), and torch's global states on the CPU and the inputs' GPUs"""
-    try: pristine = copy.deepcopy(layer, {id(t): t for t in _tensors_in(layer)})
-    except Exception: pristine = None
+    """What a call of `layer` reads and may draw from, taken before the call: a copy of the layer holding copies (by
+    value) of its tensors and its own generators as they are now (None if it cannot be copied); torch's global states
+    on the CPU and the inputs' GPUs; and the copies by the id of the tensor they copy"""
+    snap = {id(t): t.detach().clone() for t in _tensors_in(layer)}    # as the checked call finds them: a forward or
+    try: pristine = copy.deepcopy(layer, dict(snap))                  # backward that changes them in place does not
+    except Exception: pristine,snap = None,{}                         # move the reference
     gpus = sorted({t.device.index or 0 for t in inputs if isinstance(t, Tensor) and t.is_cuda})
-    return pristine, torch.get_rng_state(), gpus, [torch.cuda.get_rng_state(d) for d in gpus]
+    return pristine, torch.get_rng_state(), gpus, [torch.cuda.get_rng_state(d) for d in gpus], snap
 
 def _replayed(f, rng:tuple):
     "`f()` with torch's global generators as they were at the checked call (the caller's states kept): the same draws"
-    _,cpu,gpus,states = rng
+    _,cpu,gpus,states,_ = rng
     with torch.random.fork_rng(devices=gpus):
         torch.set_rng_state(cpu)
         for d,s in zip(gpus, states): torch.cuda.set_rng_state(s, d)
@@ -211,26 +228,31 @@ def _replayed(f, rng:tuple):
 
 def _numeric_ref(layer, inputs:tuple, params:dict, rng:tuple) -> tuple:
     """`(run, tensors)`: `run()` calls a fresh float64 copy of `layer`, as it was before the checked call, on float64
-    copies of the inputs, with the global generators replayed (so a random layer draws the same each time); and the
-    copies it reads, by name"""
+    copies of the inputs, with the global generators replayed (so a random layer draws the same each time) and its
+    buffers as they were (so a layer that moves them, as BatchNorm does, reads the same each time); and the copies it
+    reads, by name"""
     ref,ins,ps = _float64_copy(layer, inputs, params)
-    shared = {id(t): t for t in _tensors_in(ref)}
+    bufs = {id(t) for t in _buffers(ref)}
+    shared = {id(t): t for t in _tensors_in(ref) if id(t) not in bufs}
     run = lambda: _replayed(lambda: copy.deepcopy(ref, dict(shared))(*ins), rng)
     if (out := run()).dtype != torch.float64: raise TypeError(f"its float64 copy returns {out.dtype}")
     return run, _named(ref, ins)[0] | ps
 
+_REPLAY_TOL = {torch.float64: 1e-12, torch.float32: 1e-5}   # the float64 copy's output against the layer's; else 5e-2
+
 def _check_replay(run, out:Tensor, name:str):
     "A clear error where finite differences cannot judge: outputs that change from call to call, or from the layer's"
+    why = ("random draws that replaying torch's generators and the layer's own does not repeat, or a forward that "
+           "changes in place a tensor it reads")
     a,b = run(),run()
     if not ((a == b) | (a.isnan() & b.isnan())).all():
         raise RuntimeError(f"gradcheck_layer: cannot judge {name}: two calls on the same inputs give different outputs "
-                           "(random draws that replaying torch's generators and the layer's own does not repeat), so "
-                           "finite differences would measure the noise; fix its randomness (a seeded generator kept "
-                           "on the layer) to check it")
-    if (e := rel_err(a, out)) > 5e-2:
+                           f"({why}), so finite differences would measure the change; fix its randomness (a seeded "
+                           "generator kept on the layer) or its updates to check it")
+    if (e := rel_err(a, out)) > _REPLAY_TOL.get(out.dtype, 5e-2):
         raise RuntimeError(f"gradcheck_layer: cannot judge {name}: its float64 copy's output differs from its own by a "
-                           f"relative {e:.2g} (random draws that depend on the dtype?); check it in float64")
-
+                           f"relative {e:.2g} ({why}, or draws that depend on the dtype, or its own rounding in "
+                           f"{str(out.dtype)[6:]}?); check it in float64")
 
 # %% ../nbs/05_gradcheck.ipynb #90fadbaa
 def _judged(named:dict, params:dict, scalar:bool) -> dict:
@@ -242,6 +264,7 @@ def _reference(layer, inputs:tuple, params:dict, rng:tuple, judged:dict) -> tupl
     """`(run, copies)`: `run()` the output of a float64 copy of the layer as it was before the checked call (`rng`);
     of the layer itself only if it is all float64 and no copy runs"""
     base = layer if rng[0] is None else rng[0]
+    params = {k: rng[4].get(id(p), p) for k,p in params.items()}     # the values before the call
     try: return _numeric_ref(base, inputs, params, rng)
     except Exception as e:
         if any(t.dtype != torch.float64 for t in judged.values()):
@@ -249,7 +272,36 @@ def _reference(layer, inputs:tuple, params:dict, rng:tuple, judged:dict) -> tupl
                                f"and no float64 copy runs ({type(e).__name__}: {e}); use float64") from e
         return (lambda: _replayed(lambda: base(*inputs), rng)), judged
 
-def gradcheck_layer(layer,   # called on `inputs`, then `backward()`; each tensor attribute but buffers() is checked
+FD_NOISE = 10   # k: the differences' rounding floor is k·ε·Σ|y ⊙ G|/eps, ε float64's machine epsilon
+
+def _fd_row(s, k:str, t:Tensor, ref:Tensor, f0:float, floor:float, **kw) -> dict:
+    """`t.g`'s row (`compare_grads`, `kw`: tol, check, eps, name) against the central differences of `s()` at `ref`, its
+    float64 copy; an error for a right-looking `.g` that the differences cannot judge: a kink, or rounding-level"""
+    num,jump = (torch.zeros(ref.shape, dtype=torch.float64, device='cpu') for _ in 'gj')   # filled on the CPU
+    for i,hi,lo in _nudges(s, ref, kw['eps']): num[i],jump[i] = (hi - lo)/(2*kw['eps']),abs(hi - 2*f0 + lo)/kw['eps']
+    row = compare_grads({k: getattr(t, 'g', None)}, {k: num}, kw['tol'], kw['check'], like={k: t})[0]
+    if row['ok'] or row['note']: return row
+    scale,who = num.abs().max().item(),f"gradcheck_layer: cannot judge {kw['name']}"
+    within = row['abs'] <= kw['tol']*scale + floor                  # within the differences' own rounding
+    if within and floor <= 1e-3*scale:
+        return row | dict(ok=True, note=f'within the rounding of the differences, {floor:.1e}')
+    if (kinks := (jump > floor + 1e-3*scale).nonzero().tolist()):   # the two one-sided slopes disagree there
+        raise RuntimeError(f"{who} at {k}{kinks[0] if ref.ndim else ''}: not differentiable there (a tie in a max, a "
+                           "ReLU input at 0), the slopes on either side differ; move the inputs off the tie or kink")
+    if within:
+        raise RuntimeError(f"{who}'s `{k}`: its gradient (largest {scale:.1e}) is within 1000 times the rounding of "
+                           f"the finite differences ({floor:.1e}), too close to judge: a gradient that nearly cancels "
+                           "(a batch of 2?) or outputs far larger than their changes; use more rows")
+    return row                                                         # wrong beyond the differences' own rounding
+
+def _no_meta(layer, inputs:tuple):
+    "A clear error for tensors on the meta device, which hold no values to differentiate"
+    if any(t.is_meta for t in (*_tensors_in(inputs), *_tensors_in(layer))):
+        raise ValueError(f"gradcheck_layer: {type(layer).__name__} or its inputs hold tensors on the meta device, "
+                         "which hold no values to differentiate: check tensors on the CPU or a GPU")
+
+def gradcheck_layer(layer,   # called on `inputs`, then `backward()`; each tensor attribute but buffers() is checked,
+                             # and those in list, tuple and dict attributes (rows named `ps[0]`, `d['w']`)
                     *inputs, # tensors of any floating dtype and device; a loss's targets (the inputs after the first,
                              # for a scalar output) are checked only where backward sets their `.g`; integer labels too
                     eps:float=1e-6,  # the nudge of `numeric_grad`, in float64
@@ -257,8 +309,12 @@ def gradcheck_layer(layer,   # called on `inputs`, then `backward()`; each tenso
                     seed:int=0,      # seed of the random upstream gradient `G`
                     name:str|None=None, # the check's name (default: the layer's class)
                    ) -> list:
-    "One row per input and per tensor the layer holds, buffers() aside: its `.g` against float64 finite differences"
+    """One row per input and per tensor the layer holds, buffers() aside: its `.g` against float64 finite differences
+    at the values the call found. Refuses (RuntimeError) what it cannot judge: outputs it cannot replay, a point where
+    the layer is not differentiable (a tie, a kink), a gradient that cancels to the differences' rounding"""
+    _no_meta(layer, inputs)
     inputs = tuple(t.detach().clone() if isinstance(t, Tensor) else t for t in inputs)   # the caller's stay untouched
+    inputs0 = tuple(t.clone() if isinstance(t, Tensor) else t for t in inputs)           # as the call finds them
     before,rng = _held(layer),_rng_state(layer, inputs)
     out = layer(*inputs)
     bufs = {id(t) for t in _buffers(layer)}                  # running statistics: kept, never given a gradient
@@ -273,14 +329,15 @@ def gradcheck_layer(layer,   # called on `inputs`, then `backward()`; each tenso
     out.g = G = _upstream(out, seed)
     layer.backward()
     judged = _judged(named, params, scalar=out.ndim == 0)         # a target whose `.g` backward set is judged too
-    run,copies = _reference(layer, inputs, params, rng, judged)
+    run,copies = _reference(layer, inputs0, params, rng, judged)
     _check_replay(run, out, type(layer).__name__)
     G64 = G.detach().to(torch.float64)
     s = lambda: (run()*G64).sum()
-    check = f"finite differences, {name or type(layer).__name__}"
-    return [r for k,t in judged.items() for r in compare_grads({k: getattr(t, 'g', None)},
-            {k: numeric_grad(s, copies[k], eps)}, GRADCHECK_TOL[t.dtype] if tol is None else tol, check, like={k: t})]
-
+    y = run()
+    f0,floor = float((y*G64).sum()),FD_NOISE*torch.finfo(torch.float64).eps*float((y*G64).abs().sum())/eps
+    kw = dict(eps=eps, check=f"finite differences, {name or type(layer).__name__}", name=type(layer).__name__)
+    return [_fd_row(s, k, t, copies[k], f0, floor, tol=GRADCHECK_TOL[t.dtype] if tol is None else tol, **kw)
+            for k,t in judged.items()]
 
 # %% ../nbs/05_gradcheck.ipynb #ed0332d2
 def layer_cases(seed:int=0,          # seed for every input, weight and bias
