@@ -27,8 +27,9 @@ def logsumexp(x:Tensor, # scores; the last axis is summed over
 # %% ../nbs/06_cross_entropy.ipynb #c681b012
 def log_softmax(x:Tensor, # logits; the last axis is the classes
                ) -> Tensor:
-    "Log of `softmax(x)` over the last axis, stable for logits of any size: `x - logsumexp(x)`"
-    return x - logsumexp(x).unsqueeze(-1)
+    "Log of `softmax(x)` over the last axis, stable for logits of any size: `x - logsumexp(x)`, the max taken out first"
+    s = x - x.amax(-1, keepdim=True).nan_to_num(0., 0., 0.)   # exact near the max: no digits lost to the logits' size
+    return s - s.exp().sum(-1, keepdim=True).log()
 
 # %% ../nbs/06_cross_entropy.ipynb #213f51f3
 def softmax(x:Tensor, # logits; the last axis is the classes
