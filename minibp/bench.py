@@ -4,7 +4,7 @@
 
 # %% ../nbs/12_performance.ipynb #debb9a82
 from __future__ import annotations
-import copy, json, os, re, statistics, subprocess, sys, time
+import copy, json, mmap, os, re, statistics, subprocess, sys, time
 from functools import cache, partial
 from pathlib import Path
 import torch, torch.nn.functional as F
@@ -127,7 +127,9 @@ def can_measure_memory() -> bool:
     "Whether this system reports resident memory truly and lets a process reset its peak (Linux; some sandboxes not)"
     try: Path('/proc/self/clear_refs').write_text('5'); m0 = _mem()
     except OSError: return False
-    probe = torch.ones(32*2**20//4); m1 = _mem(); del probe          # a 32 MiB probe must show in both numbers
+    probe = mmap.mmap(-1, 32*2**20)                                   # a 32 MiB probe must show in both numbers:
+    for i in range(0, len(probe), mmap.PAGESIZE): probe[i] = 1        # new pages from the system, each touched (a
+    m1 = _mem(); probe.close()                                        # heap block freed earlier may be resident)
     Path('/proc/self/clear_refs').write_text('5'); m2 = _mem()       # and the reset must bring the peak down again
     shown = min(m1['rss'], m1['hwm']) - m0['rss'] > 30*2**20
     return shown and m2['hwm'] - m2['rss'] < 30*2**20
