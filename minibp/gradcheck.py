@@ -416,6 +416,21 @@ def _verdict(rows:list) -> list:
     if not refused or any(not r['ok'] and r not in refused for r in rows): return rows
     raise RuntimeError(f"gradcheck_layer: {refused[0]['note']}")
 
+def _refused(k:str, note:str, tol:float, **kw) -> dict:
+    "A row that cannot be judged: `ok` False, its `note` saying why ('cannot judge …')"
+    return dict(check=kw['check'], grad=k, abs=float('nan'), rel=float('nan'), tol=tol, ok=False, note=note)
+
+def _made_by_call(layer, before:dict, params:dict, inputs:tuple, out:Tensor, snap:dict) -> dict:
+    """Notes, by name, for the tensors the call put where the layer held another (and gave a `.g`), and the tensors
+    in `parameters()` it made: no copy of the layer as it was before the call holds them, so they cannot be judged"""
+    ins,now = {id(t) for t in (*inputs, out) if isinstance(t, Tensor)},_held(layer)
+    names = {k for k,v in now.items() if k in before and before[k] is not v and getattr(v, 'g', None) is not None}
+    names |= {k for k,p in params.items() if snap and id(p) not in snap}
+    why = ("the call replaced the tensor it held there by a new one, which no copy of the layer as it was before the "
+           "call holds; change it in place instead")
+    who = f"cannot judge {type(layer).__name__}'s"
+    return {k: f"{who} `{k}`: {why}" for k in names if id(now.get(k, params.get(k))) not in ins}
+
 def _row(s, k:str, t:Tensor, ref:Tensor, f0:float, floor:float, learnt:tuple, **kw) -> dict:
     """`_fd_row`; a refused row (ok False, note 'cannot judge …') where it cannot judge, or where a tensor the layer
     holds (`learnt[1]`, names) outside `parameters()` (`learnt[0]`, ids) gets no `.g`: a constant, or a weight whose
@@ -423,11 +438,9 @@ def _row(s, k:str, t:Tensor, ref:Tensor, f0:float, floor:float, learnt:tuple, **
     if getattr(t, 'g', None) is None and k in learnt[1] and id(t) not in learnt[0]:
         note = (f"cannot judge {kw['name']}'s `{k}`: it gets no gradient and is not in parameters(): list it in "
                 "parameters() if it is learnt (then its missing gradient fails), or in buffers() if not")
-        return dict(check=kw['check'], grad=k, abs=float('nan'), rel=float('nan'), tol=kw['tol'], ok=False, note=note)
+        return _refused(k, note, **kw)
     try: return _fd_row(s, k, t, ref, f0, floor, **kw)
-    except RuntimeError as e:
-        note = str(e).removeprefix('gradcheck_layer: ')
-        return dict(check=kw['check'], grad=k, abs=float('nan'), rel=float('nan'), tol=kw['tol'], ok=False, note=note)
+    except RuntimeError as e: return _refused(k, str(e).removeprefix('gradcheck_layer: '), **kw)
 
 def gradcheck_layer(layer,   # called on `inputs`, then `backward()`; each floating tensor it holds but buffers() is
                              # checked, in list, tuple and dict attributes and sub-layers too (`ps[0]`, `inner.w`)
@@ -440,9 +453,9 @@ def gradcheck_layer(layer,   # called on `inputs`, then `backward()`; each float
                    ) -> list:
     """One row per input and per tensor the layer holds, buffers() aside: its `.g` against float64 finite differences
     at the values the call found. Where some rows cannot be judged (outputs it cannot replay, a kink or tie, a gradient
-    that cancels to the differences' rounding, a held tensor outside parameters() with no `.g`, the layer's own float32
-    rounding), it returns every row if another fails clearly (those rows `ok` False, note 'cannot judge …'), else
-    refuses (RuntimeError)"""
+    that cancels to the differences' rounding, a held tensor outside parameters() with no `.g`, a tensor the call put
+    where the layer held another, the layer's own float32 rounding), it returns every row if another fails clearly
+    (those rows `ok` False, note 'cannot judge …'), else refuses (RuntimeError)"""
     _no_meta(layer, inputs)
     inputs = tuple(t.detach().clone() if isinstance(t, Tensor) else t for t in inputs)   # the caller's stay untouched
     inputs0 = tuple(t.clone() if isinstance(t, Tensor) else t for t in inputs)           # as the call finds them
@@ -473,8 +486,11 @@ def gradcheck_layer(layer,   # called on `inputs`, then `backward()`; each float
     f0,floor = float((y*G64).sum()),FD_NOISE*torch.finfo(torch.float64).eps*float((y*G64).abs().sum())/eps
     kw = dict(eps=eps, check=f"finite differences, {name or type(layer).__name__}", name=type(layer).__name__)
     learnt = ({id(p) for p in layer.parameters()} if hasattr(layer, 'parameters') else set(), set(held))
-    rows = [_row(s, k, t, copies[k], f0, floor, learnt, tol=GRADCHECK_TOL[t.dtype] if tol is None else tol, **kw)
-            for k,t in judged.items()]
+    made = _made_by_call(layer, before, params, inputs, out, rng[4])
+    tols = {k: GRADCHECK_TOL[t.dtype] if tol is None else tol for k,t in judged.items()}
+    rows = [_refused(k, made[k], tols[k], **kw) if k in made else
+            _row(s, k, t, copies[k], f0, floor, learnt, tol=tols[k], **kw) for k,t in judged.items()]
+    rows += [_refused(k, n, tol or 0., **kw) for k,n in made.items() if k not in judged]
     return _verdict(_own_rounding(rows, judged, rng, inputs0, params, G, eps=eps, tol=tol, seed=seed, name=name))
 
 
