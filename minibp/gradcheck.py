@@ -179,14 +179,24 @@ def _float64_copy(layer, inputs:tuple, params:dict) -> tuple:
     return copy.deepcopy(layer, memo), tuple(f64(t) for t in inputs), {k: memo[id(p)] for k,p in params.items()}
 
 # %% ../nbs/05_gradcheck.ipynb #234892a0
-def _attr_tensors(layer) -> dict:
-    "The tensors `layer` holds as attributes, or in list, tuple and dict attributes (named `ps[0]`, `d['w']`), by name"
-    def named(k, v):
+def _attr_tensors(layer, depth:int=3) -> dict:
+    """The tensors `layer` holds as attributes, in list, tuple and dict attributes and in the objects it holds (a
+    sub-layer), `depth` levels below its attributes (as far as `_tensors_in` copies them), each once, by name (`ps[0]`,
+    `d['w']`, `inner.w`, `layers[0].w`)"""
+    seen,skip = {id(layer)},(type, types.ModuleType, types.FunctionType, types.MethodType, types.BuiltinFunctionType)
+    def attrs(v): return [(a, o) for a,o in getattr(v, '__dict__', {}).items() if a != '_calls']  # `Module`'s record
+    def named(k, v, d):
         if isinstance(v, Tensor): return {k: v}
+        if d == 0 or id(v) in seen or isinstance(v, skip): return {}
+        seen.add(id(v))
         if isinstance(v, (list, tuple)): v = dict(enumerate(v))
-        return {n: t for i,o in v.items() for n,t in named(f'{k}[{i!r}]', o).items()} if isinstance(v, dict) else {}
-    items = [(k, v) for k,v in getattr(layer, '__dict__', {}).items() if k != '_calls']   # `Module`'s record of calls
-    return {n: t for k,v in items for n,t in named(k, v).items()}
+        if isinstance(v, dict): items = [(f'{k}[{i!r}]', o) for i,o in v.items()]
+        else: items = [(f'{k}.{a}', o) for a,o in attrs(v)]
+        return {n: t for kk,o in items for n,t in named(kk, o, d - 1).items()}
+    found = {n: t for k,v in attrs(layer) for n,t in named(k, v, depth).items()}
+    first = {}
+    for n,t in found.items(): first.setdefault(id(t), (n, t))   # each tensor once, by its first name
+    return dict(first.values())
 
 def _held(layer) -> dict:
     "The floating tensors `layer` holds (`_attr_tensors`), by name (weights, and whatever its last call kept)"
@@ -234,11 +244,12 @@ def _numeric_ref(layer, inputs:tuple, params:dict, rng:tuple) -> tuple:
     ref,ins,ps = _float64_copy(layer, inputs, params)
     bufs = {id(t) for t in _buffers(ref)}
     shared = {id(t): t for t in _tensors_in(ref) if id(t) not in bufs}
-    run = lambda: _replayed(lambda: copy.deepcopy(ref, dict(shared))(*ins), rng)
+    fresh = lambda: tuple(t.clone() if isinstance(t, Tensor) else t for t in ins)   # the copies nudged, never changed
+    run = lambda: _replayed(lambda: copy.deepcopy(ref, dict(shared))(*fresh()), rng)
     if (out := run()).dtype != torch.float64: raise TypeError(f"its float64 copy returns {out.dtype}")
     return run, _named(ref, ins)[0] | ps
 
-_REPLAY_TOL = {torch.float64: 1e-12, torch.float32: 1e-5}   # the float64 copy's output against the layer's; else 5e-2
+_REPLAY_TOL = {torch.float64: 1e-12, torch.float32: 1e-4}   # the float64 copy's output against the layer's; else 5e-2
 
 def _check_replay(run, out:Tensor, name:str):
     "A clear error where finite differences cannot judge: outputs that change from call to call, or from the layer's"
@@ -274,25 +285,53 @@ def _reference(layer, inputs:tuple, params:dict, rng:tuple, judged:dict) -> tupl
 
 FD_NOISE = 10   # k: the differences' rounding floor is k·ε·Σ|y ⊙ G|/eps, ε float64's machine epsilon
 
+def _differences(s, ref:Tensor, eps:float, f0:float) -> tuple:
+    "Central differences of `s()` at `ref` (nudge `eps`), and the gaps of the one-sided slopes, |hi - 2 f0 + lo|/eps"
+    num,jump = (torch.zeros(ref.shape, dtype=torch.float64, device='cpu') for _ in 'gj')   # filled on the CPU
+    for i,hi,lo in _nudges(s, ref, eps): num[i],jump[i] = (hi - lo)/(2*eps),abs(hi - 2*f0 + lo)/eps
+    return num,jump
+
+def _by_floor(s, k:str, t:Tensor, ref:Tensor, f0:float, floor:float, num:Tensor, row:dict, **kw) -> dict:
+    """A row within `tol`·scale + the differences' rounding `floor`: passes where the floor is at most `tol`·scale; else
+    judged again with a nudge 100 times larger (a floor 100 times smaller): passes there, fails there if both
+    estimates agree within `floor` (so the error is no truncation), else an error: too close to judge"""
+    scale,big = num.abs().max().item(),kw['eps']*100
+    if floor <= kw['tol']*scale: return row | dict(ok=True, note=f'within the rounding of the differences, {floor:.1e}')
+    num2,_ = _differences(s, ref, big, f0)
+    row2 = compare_grads({k: t.g}, {k: num2}, kw['tol'], kw['check'])[0] | dict(note=f'judged with a nudge of {big:g}')
+    if row2['ok'] or (row2['abs'] <= kw['tol']*scale + floor/100 and floor/100 <= kw['tol']*scale):
+        return row2 | dict(ok=True)
+    if row2['abs'] > kw['tol']*scale + floor/100 and max_abs_err(num2, num) <= floor: return row2 | dict(note='')
+    raise RuntimeError(f"gradcheck_layer: cannot judge {kw['name']}'s `{k}`: its gradient (largest {scale:.1e}) is "
+                       f"within the rounding of the finite differences ({floor:.1e}; {floor/100:.1e} with a nudge of "
+                       f"{big:g}, where truncation shows), too close to judge: a gradient that nearly cancels (a batch "
+                       "of 2?) or outputs far larger than their changes; use more rows")
+
+def _by_kinks(s, k:str, t:Tensor, ref:Tensor, f0:float, floor:float, num:Tensor, jump:Tensor, row:dict, **kw) -> dict:
+    """A row off by more than `tol`·scale + `floor`: the differences again with a nudge 10 times smaller. An element is
+    at a kink where its one-sided slopes differ at both nudges (curvature's gap shrinks with the nudge); elements off
+    only by truncation come right (where the floor allows). Fails if an element off is not at a kink; else an error"""
+    scale,small,g = num.abs().max().item(),kw['eps']/10,_as_f64(t.g, 'gradcheck_layer')
+    bad = (g - num).abs() > kw['tol']*scale + floor
+    num2,jump2 = _differences(s, ref, small, f0)
+    kink = (jump > floor + 1e-3*scale) & (jump2 > 0.5*jump) & (jump2 > 10*floor + 1e-3*scale)
+    if 10*floor <= kw['tol']*scale: bad = (g - num2).abs() > kw['tol']*scale + 10*floor   # truncation shrinks 100x
+    row2 = compare_grads({k: t.g}, {k: num2}, kw['tol'], kw['check'])[0]
+    if (bad & ~kink).any(): return row if row['rel'] <= row2['rel'] else row2
+    if (kinks := (bad & kink).nonzero().tolist()):
+        raise RuntimeError(f"gradcheck_layer: cannot judge {kw['name']} at {k}{kinks[0] if ref.ndim else ''}: not "
+                           "differentiable there (a tie in a max, a ReLU input at 0), the slopes on either side differ "
+                           "at two nudges; move the inputs off the tie or kink")
+    return row2 | dict(ok=True, note=f'judged with a nudge of {small:g} (truncation at {kw["eps"]:g})')
+
 def _fd_row(s, k:str, t:Tensor, ref:Tensor, f0:float, floor:float, **kw) -> dict:
     """`t.g`'s row (`compare_grads`, `kw`: tol, check, eps, name) against the central differences of `s()` at `ref`, its
-    float64 copy; an error for a right-looking `.g` that the differences cannot judge: a kink, or rounding-level"""
-    num,jump = (torch.zeros(ref.shape, dtype=torch.float64, device='cpu') for _ in 'gj')   # filled on the CPU
-    for i,hi,lo in _nudges(s, ref, kw['eps']): num[i],jump[i] = (hi - lo)/(2*kw['eps']),abs(hi - 2*f0 + lo)/kw['eps']
+    float64 copy (`_by_floor`, `_by_kinks` where it is off); an error where the differences cannot judge it"""
+    num,jump = _differences(s, ref, kw['eps'], f0)
     row = compare_grads({k: getattr(t, 'g', None)}, {k: num}, kw['tol'], kw['check'], like={k: t})[0]
     if row['ok'] or row['note']: return row
-    scale,who = num.abs().max().item(),f"gradcheck_layer: cannot judge {kw['name']}"
-    within = row['abs'] <= kw['tol']*scale + floor                  # within the differences' own rounding
-    if within and floor <= 1e-3*scale:
-        return row | dict(ok=True, note=f'within the rounding of the differences, {floor:.1e}')
-    if (kinks := (jump > floor + 1e-3*scale).nonzero().tolist()):   # the two one-sided slopes disagree there
-        raise RuntimeError(f"{who} at {k}{kinks[0] if ref.ndim else ''}: not differentiable there (a tie in a max, a "
-                           "ReLU input at 0), the slopes on either side differ; move the inputs off the tie or kink")
-    if within:
-        raise RuntimeError(f"{who}'s `{k}`: its gradient (largest {scale:.1e}) is within 1000 times the rounding of "
-                           f"the finite differences ({floor:.1e}), too close to judge: a gradient that nearly cancels "
-                           "(a batch of 2?) or outputs far larger than their changes; use more rows")
-    return row                                                         # wrong beyond the differences' own rounding
+    if row['abs'] <= kw['tol']*num.abs().max().item() + floor: return _by_floor(s, k, t, ref, f0, floor, num, row, **kw)
+    return _by_kinks(s, k, t, ref, f0, floor, num, jump, row, **kw)
 
 def _no_meta(layer, inputs:tuple):
     "A clear error for tensors on the meta device, which hold no values to differentiate"
@@ -300,23 +339,111 @@ def _no_meta(layer, inputs:tuple):
         raise ValueError(f"gradcheck_layer: {type(layer).__name__} or its inputs hold tensors on the meta device, "
                          "which hold no values to differentiate: check tensors on the CPU or a GPU")
 
-def _own_rounding(rows:list, judged:dict, rng:tuple, inputs:tuple, params:dict, **kw) -> list:
-    """`rows`; or an error where only rows of float32 or lower fail and a float64 copy of the layer, as it was before
-    the call, passes every row: the layer's own rounding in its dtype, which the differences cannot tell from a bug"""
-    low = [r for r in rows if not r['ok'] and not r['note'] and judged[r['grad']].dtype != torch.float64]
-    if not low or len(low) < sum(not r['ok'] for r in rows) or rng[0] is None: return rows
-    ref,ins,_ = _float64_copy(rng[0], inputs, {k: rng[4].get(id(p), p) for k,p in params.items()})
-    try: rows64 = gradcheck_layer(ref, *ins, **kw)
-    except RuntimeError: return rows
-    if not all(r['ok'] for r in rows64): return rows
-    r,dt = low[0],str(judged[low[0]['grad']].dtype)[6:]
-    raise RuntimeError(f"gradcheck_layer: cannot judge {type(rng[0]).__name__} in {dt}: a float64 copy of it passes "
-                       f"every row, while in {dt} `{r['grad']}` is off by a relative {r['rel']:.1e}: its own {dt} "
-                       "rounding, a gradient that nearly cancels (BatchNorm's input gradient on 2 rows) or a formula "
-                       f"that loses digits in {dt} (a one-pass variance); check it in float64, or on other inputs")
+def _grads(layer, inputs:tuple, G:Tensor, rng:tuple, nudge=None) -> dict:
+    """The `.g` by name after one call of a fresh copy of `layer` on copies of `inputs` and `backward` with upstream `G`
+    (generators replayed); `nudge(t)` first moves each floating input and held tensor but buffers"""
+    layer,ins = copy.deepcopy(layer),tuple(t.detach().clone() if isinstance(t, Tensor) else t for t in inputs)
+    named,params = _named(layer, ins, _held(layer))
+    bufs = {id(t) for t in _buffers(layer)}
+    with torch.no_grad():
+        for t in (named | params).values():
+            if nudge and t.is_floating_point() and id(t) not in bufs: t.copy_(nudge(t))
+    def call():
+        out = layer(*ins); out.g = G.to(out.dtype); layer.backward()
+    _replayed(call, rng)
+    return {k: getattr(t, 'g', None) for k,t in (named | params).items()}
 
-def gradcheck_layer(layer,   # called on `inputs`, then `backward()`; each tensor attribute but buffers() is checked,
-                             # and those in list, tuple and dict attributes (rows named `ps[0]`, `d['w']`)
+def _ulp_nudge(seed:int):
+    "A function moving each element of a tensor 1 ulp up or down (random signs from `seed`)"
+    gen = torch.Generator(device='cpu').manual_seed(seed)
+    def nudge(t):
+        up = (torch.rand(t.shape, generator=gen, device='cpu') < 0.5).to(t.device)
+        inf = torch.full_like(t, float('inf'))
+        return torch.nextafter(t, torch.where(up, inf, -inf))
+    return nudge
+
+def _beyond_rounding(low:list, layer, inputs:tuple, G:Tensor, rng:tuple, params:dict) -> list:
+    """The names in `low` whose `.g` is farther from the float64 copy's than 100 times its spread when the layer's own
+    inputs and tensors move by 1 ulp (4 draws), plus 1000 float32 ε of the gradient: no rounding of the layer's own"""
+    g0 = _grads(layer, inputs, G, rng)
+    try: runs = [_grads(layer, inputs, G, rng, _ulp_nudge(i)) for i in range(4)]
+    except RuntimeError: runs = []                                   # nextafter lacks this dtype: no spread
+    ref,ins,_ = _float64_copy(layer, inputs, params)
+    g64 = _grads(ref, ins, G.detach().to(torch.float64), rng)
+    out = []
+    for k,t in low:
+        spread = max([max_abs_err(r[k], g0[k]) for r in runs], default=0.)
+        gap,scale = max_abs_err(t.g, g64[k]),_as_f64(g64[k], 'gradcheck_layer').abs().max().item()
+        if gap > 100*spread + 1e3*torch.finfo(torch.float32).eps*scale: out.append(k)
+    return out
+
+def _rounding_rows(rows:list, low:list, beyond:list, rows64:list, dt:str) -> list:
+    "`rows`, those in `low` but not `beyond` whose float64 copy's row passes turned into 'cannot judge' rows"
+    ok64,own = {r['grad'] for r in rows64 if r['ok']},{k for k,_ in low} - set(beyond)
+    note = lambda r: (f"cannot judge `{r['grad']}` in {dt}: off by a relative {r['rel']:.1e}, within its own {dt} "
+                      "rounding, and its float64 copy's row passes")
+    return [r | dict(note=note(r)) if r['grad'] in own and r['grad'] in ok64 else r for r in rows]
+
+def _own_rounding(rows:list, judged:dict, rng:tuple, inputs:tuple, params:dict, G:Tensor, **kw) -> list:
+    """`rows`; or an error where the only failing rows are of float32 or lower, their `.g` is within the layer's own
+    rounding of a float64 copy's (`_beyond_rounding`), and that copy, as it was before the call, passes every row or
+    cannot be judged: the layer's own rounding in its dtype, which the differences cannot tell from a bug. Where some
+    rows are beyond it, or the copy fails some, those fail, and the others within it whose copy's row passes cannot be
+    judged (so a clearly wrong row still fails, and a right one is not failed beside it)"""
+    fails = [r for r in rows if not r['ok'] and not r['note'].startswith('cannot judge')]
+    low = [(r['grad'], judged[r['grad']]) for r in fails if not r['note'] and judged[r['grad']].dtype != torch.float64]
+    if not low or len(low) < len(fails) or rng[0] is None: return rows
+    params = {k: rng[4].get(id(p), p) for k,p in params.items()}
+    try: beyond = _beyond_rounding(low, rng[0], inputs, G, rng, params)
+    except Exception: return rows                                    # no copy to compare with: the rows stand
+    ref,ins,_ = _float64_copy(rng[0], inputs, params)
+    r,dt = next(r for r in fails if r['grad'] == low[0][0]),str(low[0][1].dtype)[6:]
+    head = (f"gradcheck_layer: cannot judge {type(rng[0]).__name__} in {dt}: `{r['grad']}` is off by a relative "
+            f"{r['rel']:.1e} in {dt}, within its own {dt} rounding")
+    try: rows64 = gradcheck_layer(ref, *ins, **kw)
+    except RuntimeError as e:
+        if beyond: return rows
+        raise RuntimeError(f"{head}, and its float64 copy cannot be judged either ({e}); check it on other "
+                           "inputs") from e
+    if beyond or not all(r['ok'] for r in rows64): return _rounding_rows(rows, low, beyond, rows64, dt)
+    raise RuntimeError(f"{head}, and a float64 copy of it passes every row: its own {dt} rounding, a gradient that "
+                       "nearly cancels (BatchNorm's input gradient on 2 rows) or a formula that loses digits in "
+                       f"{dt} (a one-pass variance); check it in float64, or on other inputs")
+
+def _verdict(rows:list) -> list:
+    "`rows` if any fails clearly; else an error naming the first row that cannot be judged, if any"
+    refused = [r for r in rows if r['note'].startswith('cannot judge')]
+    if not refused or any(not r['ok'] and r not in refused for r in rows): return rows
+    raise RuntimeError(f"gradcheck_layer: {refused[0]['note']}")
+
+def _refused(k:str, note:str, tol:float, **kw) -> dict:
+    "A row that cannot be judged: `ok` False, its `note` saying why ('cannot judge …')"
+    return dict(check=kw['check'], grad=k, abs=float('nan'), rel=float('nan'), tol=tol, ok=False, note=note)
+
+def _made_by_call(layer, before:dict, params:dict, inputs:tuple, out:Tensor, snap:dict) -> dict:
+    """Notes, by name, for the tensors the call put where the layer held another (and gave a `.g`), and the tensors
+    in `parameters()` it made: no copy of the layer as it was before the call holds them, so they cannot be judged"""
+    ins,now = {id(t) for t in (*inputs, out) if isinstance(t, Tensor)},_held(layer)
+    names = {k for k,v in now.items() if k in before and before[k] is not v and getattr(v, 'g', None) is not None}
+    names |= {k for k,p in params.items() if snap and id(p) not in snap}
+    why = ("the call replaced the tensor it held there by a new one, which no copy of the layer as it was before the "
+           "call holds; change it in place instead")
+    who = f"cannot judge {type(layer).__name__}'s"
+    return {k: f"{who} `{k}`: {why}" for k in names if id(now.get(k, params.get(k))) not in ins}
+
+def _row(s, k:str, t:Tensor, ref:Tensor, f0:float, floor:float, learnt:tuple, **kw) -> dict:
+    """`_fd_row`; a refused row (ok False, note 'cannot judge …') where it cannot judge, or where a tensor the layer
+    holds (`learnt[1]`, names) outside `parameters()` (`learnt[0]`, ids) gets no `.g`: a constant, or a weight whose
+    gradient was forgotten, which only `parameters()` tells apart"""
+    if getattr(t, 'g', None) is None and k in learnt[1] and id(t) not in learnt[0]:
+        note = (f"cannot judge {kw['name']}'s `{k}`: it gets no gradient and is not in parameters(): list it in "
+                "parameters() if it is learnt (then its missing gradient fails), or in buffers() if not")
+        return _refused(k, note, **kw)
+    try: return _fd_row(s, k, t, ref, f0, floor, **kw)
+    except RuntimeError as e: return _refused(k, str(e).removeprefix('gradcheck_layer: '), **kw)
+
+def gradcheck_layer(layer,   # called on `inputs`, then `backward()`; each floating tensor it holds but buffers() is
+                             # checked, in list, tuple and dict attributes and sub-layers too (`ps[0]`, `inner.w`)
                     *inputs, # tensors of any floating dtype and device; a loss's targets (the inputs after the first,
                              # for a scalar output) are checked only where backward sets their `.g`; integer labels too
                     eps:float=1e-6,  # the nudge of `numeric_grad`, in float64
@@ -325,13 +452,20 @@ def gradcheck_layer(layer,   # called on `inputs`, then `backward()`; each tenso
                     name:str|None=None, # the check's name (default: the layer's class)
                    ) -> list:
     """One row per input and per tensor the layer holds, buffers() aside: its `.g` against float64 finite differences
-    at the values the call found. Refuses (RuntimeError) what it cannot judge: outputs it cannot replay, a point where
-    the layer is not differentiable (a tie, a kink), a gradient that cancels to the differences' rounding"""
+    at the values the call found. Where some rows cannot be judged (outputs it cannot replay, a kink or tie, a gradient
+    that cancels to the differences' rounding, a held tensor outside parameters() with no `.g`, a tensor the call put
+    where the layer held another, the layer's own float32 rounding), it returns every row if another fails clearly
+    (those rows `ok` False, note 'cannot judge …'), else refuses (RuntimeError)"""
     _no_meta(layer, inputs)
     inputs = tuple(t.detach().clone() if isinstance(t, Tensor) else t for t in inputs)   # the caller's stay untouched
     inputs0 = tuple(t.clone() if isinstance(t, Tensor) else t for t in inputs)           # as the call finds them
     before,rng = _held(layer),_rng_state(layer, inputs)
     out = layer(*inputs)
+    if not isinstance(out, Tensor):
+        raise TypeError(f"gradcheck_layer: {type(layer).__name__} returns a {type(out).__name__}, expected one tensor")
+    if any(out is t for t in inputs):
+        raise RuntimeError(f"gradcheck_layer: cannot judge {type(layer).__name__}: it returns its input, changed in "
+                           "place, so the output's `.g` and the input's are one attribute; return a new tensor")
     bufs = {id(t) for t in _buffers(layer)}                  # running statistics: kept, never given a gradient
     held = {k: v for k,v in _held(layer).items() if before.get(k) is v and id(v) not in bufs}   # not activations
     named,params = _named(layer, inputs, held)
@@ -351,9 +485,14 @@ def gradcheck_layer(layer,   # called on `inputs`, then `backward()`; each tenso
     y = run()
     f0,floor = float((y*G64).sum()),FD_NOISE*torch.finfo(torch.float64).eps*float((y*G64).abs().sum())/eps
     kw = dict(eps=eps, check=f"finite differences, {name or type(layer).__name__}", name=type(layer).__name__)
-    rows = [_fd_row(s, k, t, copies[k], f0, floor, tol=GRADCHECK_TOL[t.dtype] if tol is None else tol, **kw)
-            for k,t in judged.items()]
-    return _own_rounding(rows, judged, rng, inputs0, params, eps=eps, seed=seed, name=name)
+    learnt = ({id(p) for p in layer.parameters()} if hasattr(layer, 'parameters') else set(), set(held))
+    made = _made_by_call(layer, before, params, inputs, out, rng[4])
+    tols = {k: GRADCHECK_TOL[t.dtype] if tol is None else tol for k,t in judged.items()}
+    rows = [_refused(k, made[k], tols[k], **kw) if k in made else
+            _row(s, k, t, copies[k], f0, floor, learnt, tol=tols[k], **kw) for k,t in judged.items()]
+    rows += [_refused(k, n, tol or 0., **kw) for k,n in made.items() if k not in judged]
+    return _verdict(_own_rounding(rows, judged, rng, inputs0, params, G, eps=eps, tol=tol, seed=seed, name=name))
+
 
 # %% ../nbs/05_gradcheck.ipynb #ed0332d2
 def layer_cases(seed:int=0,          # seed for every input, weight and bias
