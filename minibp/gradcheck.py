@@ -159,7 +159,7 @@ def numeric_grad(f,              # a function of no arguments returning a scalar
 # %% ../nbs/05_gradcheck.ipynb #8b31fee3
 GRADCHECK_TOL = {torch.float64: 1e-6, torch.float32: 1e-4, torch.float16: 1e-2, torch.bfloat16: 5e-2}  # by .g's dtype
 
-def _tensors_in(obj, depth:int=4) -> list:
+def _tensors_in(obj, depth:int=7) -> list:
     "The tensors `obj` holds: itself, or in its attributes, lists, tuples and dicts, `depth` levels down"
     if isinstance(obj, Tensor): return [obj]
     if depth == 0 or isinstance(obj, (type, types.ModuleType, types.FunctionType)): return []
@@ -179,12 +179,13 @@ def _float64_copy(layer, inputs:tuple, params:dict) -> tuple:
     return copy.deepcopy(layer, memo), tuple(f64(t) for t in inputs), {k: memo[id(p)] for k,p in params.items()}
 
 # %% ../nbs/05_gradcheck.ipynb #234892a0
-def _attr_tensors(layer, depth:int=3) -> dict:
+def _attr_tensors(layer, depth:int=6) -> dict:
     """The tensors `layer` holds as attributes, in list, tuple and dict attributes and in the objects it holds (a
     sub-layer), `depth` levels below its attributes (as far as `_tensors_in` copies them), each once, by name (`ps[0]`,
     `d['w']`, `inner.w`, `layers[0].w`)"""
     seen,skip = {id(layer)},(type, types.ModuleType, types.FunctionType, types.MethodType, types.BuiltinFunctionType)
-    def attrs(v): return [(a, o) for a,o in getattr(v, '__dict__', {}).items() if a != '_calls']  # `Module`'s record
+    def attrs(v): return [(a, o) for a,o in getattr(v, '__dict__', {}).items()   # not `Module`'s record of its calls
+                          if a not in ('_calls', 'args', 'out')]
     def named(k, v, d):
         if isinstance(v, Tensor): return {k: v}
         if d == 0 or id(v) in seen or isinstance(v, skip): return {}
@@ -299,9 +300,10 @@ def _by_floor(s, k:str, t:Tensor, ref:Tensor, f0:float, floor:float, num:Tensor,
     if floor <= kw['tol']*scale: return row | dict(ok=True, note=f'within the rounding of the differences, {floor:.1e}')
     num2,_ = _differences(s, ref, big, f0)
     row2 = compare_grads({k: t.g}, {k: num2}, kw['tol'], kw['check'])[0] | dict(note=f'judged with a nudge of {big:g}')
-    if row2['ok'] or (row2['abs'] <= kw['tol']*scale + floor/100 and floor/100 <= kw['tol']*scale):
+    if row2['abs'] <= kw['tol']*scale + floor/100 and floor/100 <= kw['tol']*scale:   # bounded: never by luck
         return row2 | dict(ok=True)
-    if row2['abs'] > kw['tol']*scale + floor/100 and max_abs_err(num2, num) <= floor: return row2 | dict(note='')
+    trunc = max_abs_err(_differences(s, ref, big*100, f0)[0], num2)   # 100x larger again: bounds num2's truncation
+    if row2['abs'] > kw['tol']*scale + floor/100 + trunc: return row2 | dict(note='')   # beyond rounding and truncation
     raise RuntimeError(f"gradcheck_layer: cannot judge {kw['name']}'s `{k}`: its gradient (largest {scale:.1e}) is "
                        f"within the rounding of the finite differences ({floor:.1e}; {floor/100:.1e} with a nudge of "
                        f"{big:g}, where truncation shows), too close to judge: a gradient that nearly cancels (a batch "
@@ -317,7 +319,7 @@ def _by_kinks(s, k:str, t:Tensor, ref:Tensor, f0:float, floor:float, num:Tensor,
     kink = (jump > floor + 1e-3*scale) & (jump2 > 0.5*jump) & (jump2 > 10*floor + 1e-3*scale)
     if 10*floor <= kw['tol']*scale: bad = (g - num2).abs() > kw['tol']*scale + 10*floor   # truncation shrinks 100x
     row2 = compare_grads({k: t.g}, {k: num2}, kw['tol'], kw['check'])[0]
-    if (bad & ~kink).any(): return row if row['rel'] <= row2['rel'] else row2
+    if (bad & ~kink).any(): return (row if row['rel'] <= row2['rel'] else row2) | dict(ok=False)
     if (kinks := (bad & kink).nonzero().tolist()):
         raise RuntimeError(f"gradcheck_layer: cannot judge {kw['name']} at {k}{kinks[0] if ref.ndim else ''}: not "
                            "differentiable there (a tie in a max, a ReLU input at 0), the slopes on either side differ "
@@ -329,8 +331,9 @@ def _fd_row(s, k:str, t:Tensor, ref:Tensor, f0:float, floor:float, **kw) -> dict
     float64 copy (`_by_floor`, `_by_kinks` where it is off); an error where the differences cannot judge it"""
     num,jump = _differences(s, ref, kw['eps'], f0)
     row = compare_grads({k: getattr(t, 'g', None)}, {k: num}, kw['tol'], kw['check'], like={k: t})[0]
-    if row['ok'] or row['note']: return row
-    if row['abs'] <= kw['tol']*num.abs().max().item() + floor: return _by_floor(s, k, t, ref, f0, floor, num, row, **kw)
+    tol_abs = kw['tol']*num.abs().max().item()
+    if row['note'] or (row['ok'] and floor <= tol_abs): return row          # within tol, where the floor lets it judge
+    if row['abs'] <= tol_abs + floor: return _by_floor(s, k, t, ref, f0, floor, num, row, **kw)
     return _by_kinks(s, k, t, ref, f0, floor, num, jump, row, **kw)
 
 def _no_meta(layer, inputs:tuple):
@@ -379,9 +382,11 @@ def _beyond_rounding(low:list, layer, inputs:tuple, G:Tensor, rng:tuple, params:
 
 def _rounding_rows(rows:list, low:list, beyond:list, rows64:list, dt:str) -> list:
     "`rows`, those in `low` but not `beyond` whose float64 copy's row passes turned into 'cannot judge' rows"
-    ok64,own = {r['grad'] for r in rows64 if r['ok']},{k for k,_ in low} - set(beyond)
+    ok64 = {r['grad']: 'passes' if r['ok'] else 'cannot be judged either' for r in rows64
+            if r['ok'] or r['note'].startswith('cannot judge')}
+    own = {k for k,_ in low} - set(beyond)
     note = lambda r: (f"cannot judge `{r['grad']}` in {dt}: off by a relative {r['rel']:.1e}, within its own {dt} "
-                      "rounding, and its float64 copy's row passes")
+                      f"rounding, and its float64 copy's row {ok64[r['grad']]}")
     return [r | dict(note=note(r)) if r['grad'] in own and r['grad'] in ok64 else r for r in rows]
 
 def _own_rounding(rows:list, judged:dict, rng:tuple, inputs:tuple, params:dict, G:Tensor, **kw) -> list:
@@ -442,6 +447,14 @@ def _row(s, k:str, t:Tensor, ref:Tensor, f0:float, floor:float, learnt:tuple, **
     try: return _fd_row(s, k, t, ref, f0, floor, **kw)
     except RuntimeError as e: return _refused(k, str(e).removeprefix('gradcheck_layer: '), **kw)
 
+def _input_size(judged:dict, copies:dict, inputs:tuple) -> float:
+    """Σ|x ⊙ x.g| over the judged inputs: how far rounding each of their values by ε moves the summed output, to first
+    order (inputs of 1e5 round at 1e-11 each, whatever the output's size); 0 for a missing `.g`"""
+    g = lambda t: t.g.detach().to(torch.float64) if isinstance(getattr(t, 'g', None), Tensor) else None
+    ins = {id(t) for t in inputs if isinstance(t, Tensor)}
+    return sum(float((copies[k].detach().cpu()*g(t).cpu()).abs().sum()) for k,t in judged.items()
+               if id(t) in ins and g(t) is not None and g(t).shape == copies[k].shape)
+
 def gradcheck_layer(layer,   # called on `inputs`, then `backward()`; each floating tensor it holds but buffers() is
                              # checked, in list, tuple and dict attributes and sub-layers too (`ps[0]`, `inner.w`)
                     *inputs, # tensors of any floating dtype and device; a loss's targets (the inputs after the first,
@@ -483,7 +496,8 @@ def gradcheck_layer(layer,   # called on `inputs`, then `backward()`; each float
     G64 = G.detach().to(torch.float64)
     s = lambda: (run()*G64).sum()
     y = run()
-    f0,floor = float((y*G64).sum()),FD_NOISE*torch.finfo(torch.float64).eps*float((y*G64).abs().sum())/eps
+    size = float((y*G64).abs().sum()) + _input_size(judged, copies, inputs)   # what rounding scales with: y and x
+    f0,floor = float((y*G64).sum()),FD_NOISE*torch.finfo(torch.float64).eps*size/eps
     kw = dict(eps=eps, check=f"finite differences, {name or type(layer).__name__}", name=type(layer).__name__)
     learnt = ({id(p) for p in layer.parameters()} if hasattr(layer, 'parameters') else set(), set(held))
     made = _made_by_call(layer, before, params, inputs, out, rng[4])
